@@ -1,0 +1,33 @@
+# Sentinelle — common commands. `make help` lists them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help venv demo test lint unit integration clean
+
+help:            ## list the commands
+	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed  ## create .venv and install Sentinelle with its test tools
+
+demo: venv       ## install, then replay real mail through the whole pipeline (embedded broker, DNS, SMTP)
+	$(VENV)/bin/sentinelle demo
+
+test: venv       ## install, then run lint, type checks and every test tier (starts what tests need)
+	$(VENV)/bin/ruff check streams tests tools bench
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q
+
+unit: venv       ## fast tests of the pure cores only
+	$(PY) -m pytest -q tests/unit tests/contract streams
+
+integration: venv  ## tests against a real broker, DNS server and SMTP sink
+	$(PY) -m pytest -q tests/integration
+
+clean:           ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,86 @@
+"""One frozen Settings object, read from the environment (prefix ``SENTINELLE_``, nested with ``__``).
+
+Every process — worker, replay, demo, CLI — builds its configuration from here, never from
+scattered ``os.getenv`` calls. ``.env.example`` lists every variable with its default.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel, frozen=True):
+    bootstrap: str = "127.0.0.1:9092"
+    # Tansu (the embedded broker) rejects aiokafka's idempotent producer; Apache Kafka wants it on.
+    idempotent_producer: bool = False
+    acks: Literal["all", "1", "0"] = "all"
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    partitions: int = 4
+    # Short timeouts make group joins on the embedded broker take ~1 s instead of ~30 s
+    # (Tansu holds a JoinGroup for about half the session timeout). Too aggressive for production.
+    session_timeout_s: float = 2.0
+    heartbeat_interval_s: float = 0.5
+    commit_interval_s: float = 0.5
+    sasl_password: SecretStr | None = None
+
+
+class TopicNames(BaseModel, frozen=True):
+    outbound: str = "sentinelle.outbound.v1"
+    accepted: str = "sentinelle.accepted.v1"
+    authenticated: str = "sentinelle.authenticated.v1"
+    verdicts: str = "sentinelle.verdicts.v1"
+    alerts: str = "sentinelle.alerts.v1"
+    holds: str = "sentinelle.holds.v1"
+    deadletter: str = "sentinelle.deadletter.v1"
+    delivered: str = "sentinelle.delivered.v1"
+
+
+class DnsSettings(BaseModel, frozen=True):
+    # Empty means the system resolver configuration (/etc/resolv.conf).
+    nameservers: list[str] = Field(default_factory=list)
+    port: int = 53
+    timeout_s: float = 2.0
+    cache_size: int = 50_000
+
+
+class SmtpSettings(BaseModel, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 2525
+    timeout_s: float = 10.0
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 30.0
+
+
+class ModelSettings(BaseModel, frozen=True):
+    alert_threshold: float = 4.0
+    hold_threshold: float = 8.0
+    learn_delay_s: float = 24 * 3600.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SENTINELLE_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    app_id: str = "sentinelle"
+    data_dir: str = "./run/data"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    max_message_bytes: int = 1_048_576
+    # Hold a sender whose mail fails these authentication checks.
+    hold_on_auth_failure: bool = True
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicNames = TopicNames()
+    dns: DnsSettings = DnsSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    model: ModelSettings = ModelSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
