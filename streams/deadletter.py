@@ -1,0 +1,74 @@
+"""Dead-letter records: every event a stage cannot process is kept, with the reason and bytes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from streams import wire
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def dead_letter_record(
+    *,
+    stage: str,
+    reason: str,
+    detail: str,
+    source_topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    partition: int | None = None,
+    offset: int | None = None,
+    message_id: str | None = None,
+    account_id: str | None = None,
+) -> dict[str, Any]:
+    """The sentinelle.deadletter.v1 value for one failed event."""
+    record: dict[str, Any] = {
+        "stage": stage,
+        "reason": reason,
+        "detail": detail[:2000],
+        "message_id": message_id,
+        "account_id": account_id,
+        "source_topic": source_topic,
+        "original_key_b64": wire.b64(key) if key is not None else None,
+        "original_value_b64": wire.b64(value or b""),
+        "at": wire.rfc3339(wire.utc_now()),
+    }
+    if partition is not None:
+        record["source_partition"] = partition
+    if offset is not None:
+        record["source_offset"] = offset
+    return record
+
+
+async def send_dead_letter(
+    pipeline: Pipeline,
+    event: Any,
+    *,
+    stage: str,
+    reason: str,
+    detail: str,
+    message_id: str | None = None,
+    account_id: str | None = None,
+) -> None:
+    """Dead-letter a faust event (keeps topic, partition, offset, key and value)."""
+    message = event.message
+    record = dead_letter_record(
+        stage=stage,
+        reason=reason,
+        detail=detail,
+        source_topic=message.topic,
+        key=event.key,
+        value=event.value,
+        partition=message.partition,
+        offset=message.offset,
+        message_id=message_id,
+        account_id=account_id,
+    )
+    log.warning("dead-letter stage=%s reason=%s detail=%s", stage, reason, detail[:200])
+    await pipeline.topics.deadletter.send(key=event.key, value=wire.dumps(record))
+    pipeline.metrics.dead_letters[(stage, reason)].inc()
