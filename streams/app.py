@@ -68,10 +68,14 @@ def create_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipel
         broker_heartbeat_interval=kafka.heartbeat_interval_s,
         broker_commit_interval=kafka.commit_interval_s,
         producer_acks=-1 if kafka.acks == "all" else int(kafka.acks),
+        producer_max_request_size=kafka.max_record_bytes,
+        consumer_max_fetch_size=kafka.max_record_bytes,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="json",
         table_standby_replicas=0,
     )
 
@@ -93,8 +97,7 @@ def create_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipel
             name,
             default=None,
             partitions=kafka.partitions,
-            key_serializer="json",
-            value_serializer="json",
+            key_type=str,  # values: plain JSON dicts (the app's default value serializer)
         )
 
     tables = Tables(

@@ -1,9 +1,9 @@
 """The ``sentinelle`` command.
 
-    sentinelle demo                 the whole pipeline on a replay of real mail (embedded services)
-    sentinelle worker               run a Faust worker (all stages) against SENTINELLE_KAFKA__BOOTSTRAP
-    sentinelle topics create        create every topic of the catalogue
-    sentinelle replay               produce the bundled replay to the outbound topic
+    sentinelle demo             the whole pipeline on a replay of real mail (embedded services)
+    sentinelle worker           a Faust worker running every stage (SENTINELLE_KAFKA__BOOTSTRAP)
+    sentinelle topics create    create every topic of the catalogue
+    sentinelle replay           produce the bundled replay to the outbound topic
     sentinelle holds list|release|reject
 """
 
@@ -15,8 +15,12 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streams.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from streams.replay.events import ReplayItem
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -42,7 +46,7 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_items(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
+def _load_items(args: argparse.Namespace) -> list[ReplayItem]:
     from streams.replay.events import load_replay
 
     path = Path(args.file) if getattr(args, "file", None) else None
@@ -50,7 +54,7 @@ def _load_items(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
         path, max_messages=args.max_messages)
 
 
-def _speedup(args: argparse.Namespace, items: list) -> float:  # type: ignore[type-arg]
+def _speedup(args: argparse.Namespace, items: list[ReplayItem]) -> float:
     from streams.replay.pacing import speedup_for
 
     if args.speedup is not None:
@@ -64,7 +68,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     settings = get_settings()
     items = _load_items(args)
     produce(settings.kafka.bootstrap, settings.topics.outbound, items, _speedup(args, items),
-            lambda m: print(m, file=sys.stderr, flush=True))
+            lambda m: print(m, file=sys.stderr, flush=True), settings.kafka.max_record_bytes)
     return 0
 
 

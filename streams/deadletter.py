@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -70,5 +71,29 @@ async def send_dead_letter(
         account_id=account_id,
     )
     log.warning("dead-letter stage=%s reason=%s detail=%s", stage, reason, detail[:200])
-    await pipeline.topics.deadletter.send(key=event.key, value=wire.dumps(record))
+    try:
+        await pipeline.topics.deadletter.send(key=event.key, value=wire.dumps(record))
+    except Exception as exc:
+        # Too large for the broker, most likely: keep a bounded prefix, the digest and where
+        # the full original sits, rather than losing the record (and the event) altogether.
+        await pipeline.topics.deadletter.send(
+            key=event.key, value=wire.dumps(truncated(record, event.value or b"", exc))
+        )
     pipeline.metrics.dead_letters[(stage, reason)].inc()
+
+
+TRUNCATED_ORIGINAL_BYTES = 64 * 1024
+
+
+def truncated(record: dict[str, Any], original: bytes, error: Exception) -> dict[str, Any]:
+    """The same dead-letter record with the original cut to a prefix that always fits."""
+    digest = hashlib.sha256(original).hexdigest()
+    return {
+        **record,
+        "detail": (f"{record['detail'][:1000]} | original of {len(original)} bytes "
+                   f"(sha256 {digest}) truncated to {TRUNCATED_ORIGINAL_BYTES}: {error!r}"[:2000]),
+        "original_value_b64": wire.b64(original[:TRUNCATED_ORIGINAL_BYTES]),
+        "original_truncated": True,
+        "original_sha256": digest,
+        "original_size": len(original),
+    }

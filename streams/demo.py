@@ -72,14 +72,21 @@ def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Ma
         env=full_env,
         log_dir=log_dir,
         timeout=120.0,
+        # Faust logs "[^Worker]: Ready" once its first rebalance and table recovery are done.
+        ready=lambda proc: "]: Ready" in proc.output_text(),
     )
 
 
 def produce(
-    bootstrap: str, topic: str, items: Sequence[ReplayItem], speedup: float, progress: Progress
+    bootstrap: str,
+    topic: str,
+    items: Sequence[ReplayItem],
+    speedup: float,
+    progress: Progress,
+    max_record_bytes: int = 4 * 1024 * 1024,
 ) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             max_request_size=8 * 1024 * 1024)
+                             max_request_size=max_record_bytes)
     started = time.monotonic()
     step = max(1, len(items) // 20)
     try:
@@ -102,6 +109,7 @@ def collect(
     timeout_s: float,
     progress: Progress,
     ledger: Ledger | None = None,
+    worker: ManagedProcess | None = None,
 ) -> Ledger:
     """Read outcome topics until every input event is accounted for (or the timeout passes)."""
     ledger = ledger or Ledger()
@@ -113,7 +121,8 @@ def collect(
         names.alerts: ledger.add_alert,
     }
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=500)
+                             auto_offset_reset="earliest", consumer_timeout_ms=500,
+                             max_partition_fetch_bytes=settings.kafka.max_record_bytes)
     try:
         partitions = [TopicPartition(t, p) for t in handlers
                       for p in range(settings.kafka.partitions)]
@@ -122,6 +131,8 @@ def collect(
         deadline = time.monotonic() + timeout_s
         last_report = 0.0
         while time.monotonic() < deadline:
+            if worker is not None and not worker.alive():
+                raise RuntimeError(f"the worker stopped:\n{worker.stderr_tail(30)}")
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
                     if record.value is not None:
@@ -163,8 +174,10 @@ def run_pipeline(
         worker = start_worker(env, run_dir)
         try:
             progress(f"worker started (pid {worker.pid}); replaying {len(items)} events")
-            produce(bootstrap, settings.topics.outbound, items, speedup, progress)
-            ledger = collect(bootstrap, settings, len(items), timeout_s, progress)
+            produce(bootstrap, settings.topics.outbound, items, speedup, progress,
+                    settings.kafka.max_record_bytes)
+            ledger = collect(bootstrap, settings, len(items), timeout_s, progress,
+                             worker=worker)
             if after is not None:
                 after(env, ledger)
         finally:
@@ -179,7 +192,9 @@ def settings_for(env: dict[str, str]) -> Settings:
     base = Settings()
     return base.model_copy(
         update={
-            "kafka": base.kafka.model_copy(update={"bootstrap": env["SENTINELLE_KAFKA__BOOTSTRAP"]}),
+            "kafka": base.kafka.model_copy(
+                update={"bootstrap": env["SENTINELLE_KAFKA__BOOTSTRAP"]}
+            ),
             "data_dir": env["SENTINELLE_DATA_DIR"],
         }
     )

@@ -7,9 +7,15 @@ from typing import Any
 from streams.outcomes import Ledger, ScenarioResult
 
 
-def _evidence_line(evidence: dict[str, Any]) -> str:
+def _evidence_line(evidence: dict[str, Any], kind: str) -> str:
     parts = []
-    for feature in evidence.get("features", [])[:4]:
+    auth = evidence.get("authentication")
+    if kind == "auth" and auth:
+        dkim = ", ".join(auth.get("dkim") or []) or "unsigned"
+        return (f"SPF {auth.get('spf')} ({auth.get('spf_domain')}); DKIM {dkim}; "
+                f"DMARC {auth.get('dmarc')} (policy {auth.get('dmarc_policy')})")
+    features = sorted(evidence.get("features", []), key=lambda f: -f.get("contribution", 0))
+    for feature in features[:4]:
         observed, expected = feature.get("observed"), feature.get("expected")
         low, high = feature.get("interval_low"), feature.get("interval_high")
         interval = f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else ""
@@ -47,7 +53,8 @@ def render_summary(
     for hold in sorted(ledger.holds.values(), key=lambda h: h["at"]):
         lines.append(f"  {hold['account_id']}  {hold['state']}  reason={hold['reason']}  "
                      f"({', '.join(hold.get('reasons', [])[:4])})")
-        evidence = _evidence_line(hold.get("evidence") or {})
+        kind = "auth" if str(hold.get("reason", "")).startswith("auth.") else "habit"
+        evidence = _evidence_line(hold.get("evidence") or {}, kind)
         if evidence:
             lines.append(f"      evidence: {evidence}")
     lines += ["", "Scenarios:"]

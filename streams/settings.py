@@ -1,4 +1,4 @@
-"""One frozen Settings object, read from the environment (prefix ``SENTINELLE_``, nested with ``__``).
+"""One frozen Settings object, from the environment (prefix ``SENTINELLE_``, nested with ``__``).
 
 Every process — worker, replay, demo, CLI — builds its configuration from here, never from
 scattered ``os.getenv`` calls. ``.env.example`` lists every variable with its default.
@@ -9,14 +9,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class KafkaSettings(BaseModel, frozen=True):
     bootstrap: str = "127.0.0.1:9092"
-    # Tansu (the embedded broker) rejects aiokafka's idempotent producer; Apache Kafka wants it on.
-    idempotent_producer: bool = False
     acks: Literal["all", "1", "0"] = "all"
     replication_factor: int = 1
     min_insync_replicas: int = 1
@@ -26,7 +24,9 @@ class KafkaSettings(BaseModel, frozen=True):
     session_timeout_s: float = 2.0
     heartbeat_interval_s: float = 0.5
     commit_interval_s: float = 0.5
-    sasl_password: SecretStr | None = None
+    # Largest record a topic takes and a producer sends: an allowed message, base64-encoded in
+    # its event, and again inside a dead-letter record, must fit (~1.8x max_message_bytes).
+    max_record_bytes: int = 4 * 1024 * 1024
 
 
 class TopicNames(BaseModel, frozen=True):

@@ -19,6 +19,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         configs = {
             "cleanup.policy": "compact" if role in COMPACTED else "delete",
             "min.insync.replicas": str(kafka.min_insync_replicas),
+            "max.message.bytes": str(kafka.max_record_bytes),
         }
         specs.append(TopicSpec(name, kafka.partitions, kafka.replication_factor, configs))
     return specs

@@ -50,6 +50,24 @@ def auth_failures(auth: dict[str, Any]) -> list[str]:
     return reasons
 
 
+def auth_summary(auth: dict[str, Any]) -> dict[str, Any]:
+    """The authentication results an operator needs beside a hold, in one small dict.
+
+    >>> summary = auth_summary({"spf": {"result": "fail", "domain": "a.example"}, "dkim": [],
+    ...                         "dmarc": {"result": "fail", "policy": "reject"}})
+    >>> summary["spf"], summary["dkim"], summary["dmarc_policy"]
+    ('fail', [], 'reject')
+    """
+    spf, dmarc = auth.get("spf", {}), auth.get("dmarc", {})
+    return {
+        "spf": spf.get("result"),
+        "spf_domain": spf.get("domain"),
+        "dkim": [f"{d.get('result')}:{d.get('domain')}" for d in auth.get("dkim", [])],
+        "dmarc": dmarc.get("result"),
+        "dmarc_policy": dmarc.get("policy"),
+    }
+
+
 def hold_id_for(account_id: str, message_id: str) -> str:
     """Deterministic, so a redelivered trigger message recreates the same hold, not a second one."""
     digest = hashlib.sha256(f"{account_id}\x00{message_id}".encode()).hexdigest()[:16]
@@ -82,10 +100,22 @@ def decide(
     )
     hold = record.get("hold")
     released: list[str] = []
-    if hold and last_hold_record and last_hold_record.get("hold_id") == hold["hold_id"]:
-        if last_hold_record.get("state") in ("released", "rejected"):
-            released.append(hold["hold_id"])
-            hold = None
+    if (
+        hold
+        and last_hold_record
+        and last_hold_record.get("hold_id") == hold["hold_id"]
+        and last_hold_record.get("state") in ("released", "rejected")
+    ):
+        released.append(hold["hold_id"])
+        hold = None
+        habits.release()  # later delivered mail is learned again
+
+    if hold:
+        # Held: park in order, and learn nothing from it.
+        verdict = {**event, "score": 0.0, "action": "park", "hold_id": hold["hold_id"],
+                   "reasons": ["held"]}
+        record["hold"] = hold
+        return Decision(record, verdict, released=released)
 
     x = extract_features(
         message_id=message_id,
@@ -94,22 +124,17 @@ def decide(
         timestamp=timestamp,
         auth=auth,
     ).as_dict()
-    base = {k: v for k, v in event.items()}
-    if hold:
-        # Held: park in order, and learn nothing from it.
-        verdict = {**base, "score": 0.0, "action": "park", "hold_id": hold["hold_id"],
-                   "reasons": ["held"]}
-        record["hold"] = hold
-        return Decision(record, verdict, released=released)
-
     reasons = auth_failures(auth) if hold_on_auth_failure else []
     assessment = habits.observe(x)
     evidence = assessment.evidence.to_dict()
+    evidence["authentication"] = auth_summary(auth)
     kind = "auth" if reasons else "habit"
     action = "hold" if reasons else assessment.action
     if not reasons and action != "deliver":
-        reasons = [f"habit.{f['name']}" for f in evidence.get("features", [])
-                   if f.get("contribution", 0) > 0][:5] or ["habit.score"]
+        contributing = sorted((f for f in evidence.get("features", [])
+                               if f.get("contribution", 0) > 0),
+                              key=lambda f: -f["contribution"])
+        reasons = [f"habit.{f['name']}" for f in contributing][:5] or ["habit.score"]
     alert = hold_record = None
     at = wire.rfc3339(wire.utc_now())
     if action in ("alert", "hold"):
@@ -128,11 +153,11 @@ def decide(
             "reason": reasons[0], "reasons": reasons, "actor": "sentinelle.score", "at": at,
             "trigger_message_id": message_id, "evidence": evidence,
         }
-        verdict = {**base, "score": float(assessment.score), "action": "park",
+        verdict = {**event, "score": float(assessment.score), "action": "park",
                    "hold_id": hold["hold_id"], "reasons": reasons}
     else:
-        habits.learn_one(x)
-        verdict = {**base, "score": float(assessment.score), "action": "deliver",
+        # observe() already queued the message for delayed learning.
+        verdict = {**event, "score": float(assessment.score), "action": "deliver",
                    "hold_id": None, "reasons": reasons if action == "alert" else []}
     record["model"] = habits.state.to_dict()
     record["hold"] = hold

@@ -23,8 +23,8 @@ missing headers and partial ``auth`` dictionaries all degrade to empty features.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import Message
@@ -69,9 +69,9 @@ class MessageFeatures:
     dkim_domains: tuple[str, ...]
     dmarc_pass: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[Hashable, Any]:
         """River-style feature dict (a fresh dict: callers may keep or modify it)."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _unique(items: Iterable[str], limit: int) -> tuple[str, ...]:

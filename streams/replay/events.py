@@ -100,7 +100,9 @@ def _item(record: dict[str, Any]) -> ReplayItem:
                               int(record["pad_body_octets"]))
         event["size"] = len(raw)
         event["raw_message_b64"] = base64.b64encode(raw).decode("ascii")
-    key = None if label.startswith(MALFORMED_PREFIX) else event["message_id"].encode("utf-8")
+    # The relay keys by account: Kafka keeps order per partition only, so a sender's messages
+    # reach the pipeline in the order it sent them (holds are decided in that order).
+    key = None if label.startswith(MALFORMED_PREFIX) else event["account_id"].encode("utf-8")
     return ReplayItem(label, key, _encode(event), parse_time(event["timestamp"]),
                       event["message_id"], event["account_id"])
 

@@ -111,7 +111,7 @@ def test_well_formed_events_follow_the_schema(items: list[ReplayItem]) -> None:
         assert event["size"] == len(raw)
         assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF line endings only
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["timestamp"])
-        assert item.key == event["message_id"].encode()
+        assert item.key == event["account_id"].encode()  # per-sender order
         assert item.account_id == event["account_id"]
         ids.add(event["message_id"])
     assert len(ids) == len(well_formed(items))
