@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import csv
+import functools
 import gzip
 import json
 import random
@@ -29,7 +30,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ SPEEDS: dict[str, tuple[tuple[int, int], str]] = {
 @dataclass(frozen=True)
 class Msg:
     ts: float
-    x: dict[str, Any]
+    x: dict[Hashable, Any]
     attack: bool = False
 
 
@@ -336,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [c.strip() for c in args.configs.split(",") if c.strip()]
     for name, params in CONFIGS.items():
         if not wanted or any(name.startswith(w) for w in wanted):
-            detectors[name] = lambda p=params: ModelDetector(SenderHabits(**p))
+            detectors[name] = functools.partial(lambda p: ModelDetector(SenderHabits(**p)), params)
     for n in (3, 5, 8):
-        detectors[f"static limit {n}/hour"] = lambda n=n: RateLimit(n)
+        detectors[f"static limit {n}/hour"] = functools.partial(RateLimit, n)
     detectors["own max hourly count so far"] = lambda: RateLimit(None)
 
     header = (f"{'detector':40s} {'attack':25s} {'median':>6s} {'p95':>4s} {'max':>4s} "

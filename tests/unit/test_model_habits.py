@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Hashable
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ DAY = 86400.0
 
 def msg(i: int | str, t: float, to: list[str], subject: str = "weekly desk report",
         *, body: str = "", links: tuple[str, ...] = (), dkim: tuple[str, ...] = ("shop.example",),
-        dmarc: bool = True) -> dict[str, Any]:
+        dmarc: bool = True) -> dict[Hashable, Any]:
     return MessageFeatures(str(i), t, tuple(to), tuple(subject.split()), tuple(body.split()),
                            links, "shop.example", dkim, dmarc).as_dict()
 
@@ -56,7 +57,7 @@ def first_hold(model: SenderHabits, messages: list[dict]) -> int | None:
 def test_is_a_river_anomaly_detector() -> None:
     model = SenderHabits()
     assert isinstance(model, base.AnomalyDetector)
-    assert model.learn_one(msg(1, T0, ["a@b.example"])) is None
+    assert model.learn_one(msg(1, T0, ["a@b.example"])) is None  # type: ignore[func-returns-value]
     assert isinstance(model.clone(), SenderHabits)
 
 
@@ -235,6 +236,8 @@ def test_seeded_determinism() -> None:
 
 def test_tolerates_odd_x() -> None:
     model = SenderHabits()
-    for x in ({}, {"timestamp": "nan?"}, {"recipients": None, "subject_tokens": 5},
-              {"message_id": 7, "timestamp": T0, "recipients": "one@x.example"}):
+    odd: list[dict[Hashable, Any]] = [
+        {}, {"timestamp": "nan?"}, {"recipients": None, "subject_tokens": 5},
+        {"message_id": 7, "timestamp": T0, "recipients": "one@x.example"}]
+    for x in odd:
         assert model.observe(x).action in {"deliver", "alert", "hold"}
