@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streams import wire
-from streams.deadletter import send_dead_letter
-from streams.smtp_client import PermanentDeliveryError
+from streams.stage import Ids, consume
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -113,36 +112,20 @@ async def drain(pipeline: Pipeline, account_id: str) -> int:
 
 
 def attach(pipeline: Pipeline) -> None:
-    metrics = pipeline.metrics
+    async def handle(event: Any, ids: Ids) -> None:
+        verdict = wire.loads(event.value)
+        ids.note(verdict)
+        account_id = verdict["account_id"]
+        async with pipeline.locks[account_id]:
+            await drain(pipeline, account_id)  # lifted holds go out first, in order
+            state = lifted(pipeline, account_id, verdict.get("hold_id"))
+            if verdict["action"] == "deliver" or state == "released":
+                await hand_off(pipeline, verdict)
+            elif state == "rejected":
+                await reject(pipeline, verdict, "rejected with its hold")
+            else:
+                await park(pipeline, verdict)
 
     @pipeline.app.agent(pipeline.topics.verdicts, name="deliver", concurrency=1)
     async def deliver(stream: Any) -> None:
-        async for event in stream.events():
-            metrics.events_in["deliver"].inc()
-            verdict = None
-            try:
-                verdict = wire.loads(event.value)
-                account_id = verdict["account_id"]
-                async with pipeline.locks[account_id]:
-                    await drain(pipeline, account_id)  # lifted holds go out first, in order
-                    state = lifted(pipeline, account_id, verdict.get("hold_id"))
-                    if verdict["action"] == "deliver" or state == "released":
-                        await hand_off(pipeline, verdict)
-                    elif state == "rejected":
-                        await reject(pipeline, verdict, "rejected with its hold")
-                    else:
-                        await park(pipeline, verdict)
-                metrics.events_out["deliver"].inc()
-            except PermanentDeliveryError as exc:
-                await send_dead_letter(
-                    pipeline, event, stage="deliver", reason="processing_error",
-                    detail=f"MTA refused permanently: {exc}",
-                    message_id=verdict and verdict.get("message_id"),
-                    account_id=verdict and verdict.get("account_id"),
-                )
-            except Exception as exc:
-                await send_dead_letter(
-                    pipeline, event, stage="deliver", reason="processing_error", detail=repr(exc),
-                    message_id=(verdict or {}).get("message_id"),
-                    account_id=(verdict or {}).get("account_id"),
-                )
+        await consume(pipeline, stream, "deliver", handle)

@@ -13,8 +13,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from streams import wire
-from streams.deadletter import send_dead_letter
 from streams.deliver import drain
+from streams.stage import Ids, consume
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -26,31 +26,25 @@ def attach(pipeline: Pipeline) -> None:
     metrics = pipeline.metrics
     holds = pipeline.tables.holds
 
+    async def handle(event: Any, ids: Ids) -> None:
+        if event.value is None:  # compaction tombstone
+            return
+        record = wire.loads(event.value)
+        ids.note(record)
+        account_id = record["account_id"]
+        async with pipeline.locks[account_id]:
+            previous = holds.get(account_id)
+            holds[account_id] = record
+            if record["state"] == "active":
+                if not previous or previous.get("hold_id") != record["hold_id"]:
+                    metrics.active_holds.inc()
+                return
+            if previous and previous.get("state") == "active":
+                metrics.active_holds.dec()
+            drained = await drain(pipeline, account_id)
+            log.info("hold %s %s by %s: %d parked messages drained",
+                     record["hold_id"], record["state"], record.get("actor"), drained)
+
     @pipeline.app.agent(pipeline.topics.holds, name="hold", concurrency=1)
     async def hold(stream: Any) -> None:
-        async for event in stream.events():
-            metrics.events_in["hold"].inc()
-            record = None
-            try:
-                if event.value is None:  # compaction tombstone
-                    continue
-                record = wire.loads(event.value)
-                account_id = record["account_id"]
-                async with pipeline.locks[account_id]:
-                    previous = holds.get(account_id)
-                    holds[account_id] = record
-                    if record["state"] == "active":
-                        if not previous or previous.get("hold_id") != record["hold_id"]:
-                            metrics.active_holds.inc()
-                    else:
-                        if previous and previous.get("state") == "active":
-                            metrics.active_holds.dec()
-                        drained = await drain(pipeline, account_id)
-                        log.info("hold %s %s by %s: %d parked messages drained",
-                                 record["hold_id"], record["state"], record.get("actor"), drained)
-                metrics.events_out["hold"].inc()
-            except Exception as exc:
-                await send_dead_letter(
-                    pipeline, event, stage="hold", reason="processing_error", detail=repr(exc),
-                    account_id=(record or {}).get("account_id"),
-                )
+        await consume(pipeline, stream, "hold", handle)

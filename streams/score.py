@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streams import wire
-from streams.deadletter import send_dead_letter
+from streams.stage import Ids, consume
 from streams.verdict import decide
 
 if TYPE_CHECKING:
@@ -26,38 +26,31 @@ def attach(pipeline: Pipeline) -> None:
     senders = pipeline.tables.senders
     holds = pipeline.tables.holds
 
+    async def handle(event: Any, ids: Ids) -> None:
+        message = wire.loads(event.value)
+        ids.note(message)
+        account_id = message["account_id"]
+        decision = decide(
+            message,
+            wire.unb64(message["raw_message_b64"]),
+            senders.get(account_id),
+            holds.get(account_id),
+            alert_threshold=model.alert_threshold,
+            hold_threshold=model.hold_threshold,
+            learn_delay_s=model.learn_delay_s,
+            hold_on_auth_failure=pipeline.settings.hold_on_auth_failure,
+        )
+        # Emit first, then persist: a crash in between replays the event, and the
+        # deterministic hold id and per-message idempotent model make that harmless.
+        if decision.hold is not None:
+            await topics.holds.send(key=event.key, value=wire.dumps(decision.hold))
+            metrics.holds[decision.alert["kind"] if decision.alert else "habit"].inc()
+        if decision.alert is not None:
+            await topics.alerts.send(key=event.key, value=wire.dumps(decision.alert))
+        await topics.verdicts.send(key=event.key, value=wire.dumps(decision.verdict))
+        senders[account_id] = decision.record  # assignment reaches the changelog
+        metrics.verdicts[decision.verdict["action"]].inc()
+
     @pipeline.app.agent(topics.authenticated, name="score", concurrency=1)
     async def score(stream: Any) -> None:
-        async for event in stream.events():
-            metrics.events_in["score"].inc()
-            message = None
-            try:
-                message = wire.loads(event.value)
-                account_id = message["account_id"]
-                decision = decide(
-                    message,
-                    wire.unb64(message["raw_message_b64"]),
-                    senders.get(account_id),
-                    holds.get(account_id),
-                    alert_threshold=model.alert_threshold,
-                    hold_threshold=model.hold_threshold,
-                    learn_delay_s=model.learn_delay_s,
-                    hold_on_auth_failure=pipeline.settings.hold_on_auth_failure,
-                )
-                # Emit first, then persist: a crash in between replays the event, and the
-                # deterministic hold id and per-message idempotent model make that harmless.
-                if decision.hold is not None:
-                    await topics.holds.send(key=event.key, value=wire.dumps(decision.hold))
-                    metrics.holds[decision.alert["kind"] if decision.alert else "habit"].inc()
-                if decision.alert is not None:
-                    await topics.alerts.send(key=event.key, value=wire.dumps(decision.alert))
-                await topics.verdicts.send(key=event.key, value=wire.dumps(decision.verdict))
-                senders[account_id] = decision.record  # assignment reaches the changelog
-                metrics.verdicts[decision.verdict["action"]].inc()
-                metrics.events_out["score"].inc()
-            except Exception as exc:
-                await send_dead_letter(
-                    pipeline, event, stage="score", reason="processing_error", detail=repr(exc),
-                    message_id=(message or {}).get("message_id"),
-                    account_id=(message or {}).get("account_id"),
-                )
+        await consume(pipeline, stream, "score", handle)
