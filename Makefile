@@ -24,7 +24,7 @@ test: venv       ## install, then run lint, type checks and every test tier (sta
 	$(PY) -m pytest -q
 
 unit: venv       ## fast tests of the pure cores only
-	$(PY) -m pytest -q tests/unit tests/contract streams
+	$(PY) -m pytest -q tests/unit tests/contract tests/agents streams
 
 integration: venv  ## tests against a real broker, DNS server and SMTP sink
 	$(PY) -m pytest -q tests/integration

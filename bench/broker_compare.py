@@ -42,18 +42,14 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from streams.embedded.broker import (  # noqa: E402
-    EmbeddedBroker,
-    TopicSpec,
-    create_topics,
-    kafka_ready,
-)
+from streams.embedded.broker import EmbeddedBroker, kafka_ready  # noqa: E402
 from streams.embedded.procs import (  # noqa: E402
     ManagedProcess,
     ProcessStartError,
     free_port,
     start_process,
 )
+from streams.topics import TopicSpec, create_topics  # noqa: E402
 
 WORKER = r'''
 import json, os, time

@@ -34,8 +34,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
-    from streams.embedded.broker import create_topics
-    from streams.topics import topic_specs
+    from streams.topics import create_topics, topic_specs
 
     settings = get_settings()
     specs = topic_specs(settings)

@@ -18,7 +18,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams import wire
-from streams.embedded.broker import create_topics, start_broker
+from streams.embedded.broker import start_broker
 from streams.embedded.dns_server import start_dns_server
 from streams.embedded.procs import ManagedProcess, free_port, start_process
 from streams.embedded.smtp_sink import start_smtp_sink
@@ -26,7 +26,7 @@ from streams.outcomes import Ledger, ScenarioResult, scenario_results
 from streams.replay.events import ReplayItem
 from streams.replay.pacing import schedule
 from streams.settings import Settings
-from streams.topics import topic_specs
+from streams.topics import create_topics, topic_specs
 
 ZONES_DIR = Path(__file__).resolve().parent / "embedded" / "zones"
 Progress = Callable[[str], None]

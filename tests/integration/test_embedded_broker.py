@@ -13,14 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
-from streams.embedded.broker import (
-    TopicMismatchError,
-    TopicSpec,
-    create_topics,
-    kafka_ready,
-    start_broker,
-)
+from streams.embedded.broker import kafka_ready, start_broker
 from streams.embedded.procs import ManagedProcess, free_port, managed_process, port_is_open
+from streams.topics import TopicMismatchError, TopicSpec, create_topics
 
 pytestmark = pytest.mark.integration
 
