@@ -70,9 +70,7 @@ def create_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipel
         producer_acks=-1 if kafka.acks == "all" else int(kafka.acks),
         producer_max_request_size=kafka.max_record_bytes,
         consumer_max_fetch_size=kafka.max_record_bytes,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_enabled=False,
+        web_enabled=False,  # and `--without-web`: Faust's web server would bind 0.0.0.0:6066
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="json",

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from streams.app import create_pipeline
 
-    pipeline = create_pipeline(get_settings())
+    settings = get_settings()
+    pipeline = create_pipeline(settings)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, settings.metrics_host,
+                          registry=pipeline.metrics.registry)
     # Faust parses its own argv; --without-web keeps it off 0.0.0.0:6066 (NOTES.md).
     sys.argv = ["sentinelle", "worker", "--loglevel", args.loglevel, "--without-web"]
     pipeline.app.main()

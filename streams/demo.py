@@ -65,7 +65,7 @@ def embedded_services(run_dir: Path) -> Iterator[dict[str, str]]:
 
 
 def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> ManagedProcess:
-    full_env = {**os.environ, **env, "SENTINELLE_WEB_PORT": str(free_port())}
+    full_env = {**os.environ, **env}
     return start_process(
         [sys.executable, "-m", "streams.cli", "worker"],
         name=name,
@@ -171,6 +171,7 @@ def run_pipeline(
         bootstrap = settings.kafka.bootstrap
         create_topics(bootstrap, topic_specs(settings))
         progress(f"broker at {bootstrap}; {len(topic_specs(settings))} topics created")
+        env = {**env, "SENTINELLE_METRICS_PORT": str(free_port())}
         worker = start_worker(env, run_dir)
         try:
             progress(f"worker started (pid {worker.pid}); replaying {len(items)} events")

@@ -69,8 +69,9 @@ class Settings(BaseSettings):
 
     app_id: str = "sentinelle"
     data_dir: str = "./run/data"
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
+    # Prometheus /metrics of this worker (0 = off). Bind to an internal interface only.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
     max_message_bytes: int = 1_048_576
     # Hold a sender whose mail fails these authentication checks.
     hold_on_auth_failure: bool = True

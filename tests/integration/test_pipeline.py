@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+import urllib.request
 from collections import defaultdict
 from typing import Any
 
@@ -35,6 +36,7 @@ class Run:
     released: dict[str, Any]
     rejected: dict[str, Any]
     ledger_after: Ledger
+    metrics: str
 
 
 def sink_ids(deliveries: list[dict[str, Any]]) -> list[str]:
@@ -54,6 +56,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
     def release_and_reject(env: dict[str, str], ledger: Ledger) -> None:
         settings = settings_for(env)
+        port = env["SENTINELLE_METRICS_PORT"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+            state.metrics = page.read().decode()
         state.before_release = read_deliveries(run_dir / "smtp")
         (released_account,) = accounts_of(state.items, "spoof-unsigned")
         (rejected_account,) = accounts_of(state.items, "spoof-unauthorised-ip")
@@ -92,6 +97,19 @@ def test_malformed_events_are_dead_lettered_with_reasons(run: Run) -> None:
     reasons = run.result.ledger.dead_letter_reasons
     assert sum(reasons.values()) == len(malformed)
     assert {"bad_json", "schema_violation", "oversize"} <= set(reasons)
+
+
+def test_worker_counts_dead_letters_by_reason_in_its_metrics(run: Run) -> None:
+    counted = {}
+    for line in run.metrics.splitlines():
+        if line.startswith("sentinelle_dead_letters_total{"):
+            labels, value = line.rsplit(" ", 1)
+            if float(value):
+                counted[labels] = float(value)
+    reasons = run.result.ledger.dead_letter_reasons
+    assert sum(counted.values()) == sum(reasons.values())
+    for reason, n in reasons.items():
+        assert counted[f'sentinelle_dead_letters_total{{reason="{reason}",stage="ingest"}}'] == n
 
 
 def test_spoofing_scenarios_are_flagged_by_authentication(run: Run) -> None:
