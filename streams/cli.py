@@ -1,4 +1,4 @@
-"""The ``sentinelle`` command.
+"""The sentinelle command.
 
     sentinelle demo             the whole pipeline on a replay of real mail (embedded services)
     sentinelle worker           a Faust worker running every stage (SENTINELLE_KAFKA__BOOTSTRAP)
@@ -13,9 +13,11 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from kafka.errors import KafkaError
 
 from streams.settings import Settings, get_settings
 
@@ -33,7 +35,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
         start_http_server(settings.metrics_port, settings.metrics_host,
                           registry=pipeline.metrics.registry)
-    # Faust parses its own argv; --without-web keeps it off 0.0.0.0:6066 (NOTES.md).
+    # Faust parses its own argv; --without-web keeps its web server off 0.0.0.0:6066.
     sys.argv = ["sentinelle", "worker", "--loglevel", args.loglevel, "--without-web"]
     pipeline.app.main()
     return 0
@@ -82,7 +84,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from streams.report import render_summary
 
     items = _load_items(args)
-    run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="sentinelle-"))
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.run_dir) if args.run_dir else Path("run") / f"demo-{stamp}"
     result = run_pipeline(items, run_dir, speedup=_speedup(args, items), timeout_s=args.timeout)
     print(render_summary(result.ledger, result.scenarios, result.produced, result.seconds))
     print(f"\nDelivered mail is in {result.smtp_dir}/mail; worker logs in {run_dir}.")
@@ -135,13 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole pipeline on a replay of real mail")
     replay_options(demo)
-    demo.add_argument("--run-dir", help="where logs and delivered mail go (default: a temp dir)")
+    demo.add_argument("--run-dir",
+                      help="where logs and delivered mail go (default: run/demo-<time>)")
     demo.add_argument("--timeout", type=float, default=600.0,
                       help="seconds to wait for every outcome after the replay")
     demo.set_defaults(func=_cmd_demo)
 
     worker = sub.add_parser("worker", help="run a Faust worker with every stage")
-    worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--loglevel", default="info",
+                        help="Faust log level: debug, info, warning, error (default: info)")
     worker.set_defaults(func=_cmd_worker)
 
     topics = sub.add_parser("topics", help="manage the topic catalogue")
@@ -171,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything started has been stopped", file=sys.stderr)
         return 130
+    except KafkaError as exc:
+        print(f"error: Kafka at {get_settings().kafka.bootstrap}: {exc!r}\n"
+              "       (set SENTINELLE_KAFKA__BOOTSTRAP to a reachable broker)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

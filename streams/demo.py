@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from streams import wire
 from streams.embedded.broker import start_broker
 from streams.embedded.dns_server import start_dns_server
-from streams.embedded.procs import ManagedProcess, free_port, start_process
+from streams.embedded.procs import ManagedProcess, check_interrupted, free_port, start_process
 from streams.embedded.smtp_sink import start_smtp_sink
 from streams.outcomes import Ledger, ScenarioResult, scenario_results
 from streams.replay.events import ReplayItem
@@ -91,6 +91,7 @@ def produce(
     step = max(1, len(items) // 20)
     try:
         for n, (offset, item) in enumerate(schedule(items, speedup), start=1):
+            check_interrupted()
             delay = started + offset - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -131,6 +132,7 @@ def collect(
         deadline = time.monotonic() + timeout_s
         last_report = 0.0
         while time.monotonic() < deadline:
+            check_interrupted()
             if worker is not None and not worker.alive():
                 raise RuntimeError(f"the worker stopped:\n{worker.stderr_tail(30)}")
             for records in consumer.poll(timeout_ms=500).values():

@@ -56,7 +56,10 @@ def lift_hold(
         "account_id": account_id,
         "hold_id": current["hold_id"],
         "state": state,
-        "reason": f"operator {state[:-1] if state.endswith('ed') else state}",
+        "reason": f"operator.{state}",
+        # The hold's own reasons and evidence stay on the record: compaction keeps only this one.
+        "reasons": current.get("reasons") or [current.get("reason", "")],
+        "evidence": current.get("evidence") or {},
         "actor": actor,
         "at": wire.rfc3339(wire.utc_now()),
         "trigger_message_id": current.get("trigger_message_id"),

@@ -2,7 +2,7 @@
 
 Labels are closed sets (stage, reason, result, action); per-sender detail belongs in alert and
 hold events, never in metric labels. Children are bound at start-up because ``.labels()`` per
-event costs ~5 µs against ~1 µs for a bound child (NOTES.md).
+event costs ~5 µs against ~1 µs for a bound child (measured on our 2-core machines).
 """
 
 from __future__ import annotations

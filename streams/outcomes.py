@@ -17,6 +17,7 @@ FINAL = ("delivered", "parked", "rejected", "dead-lettered")
 @dataclass
 class Ledger:
     outcome: dict[str, str] = field(default_factory=dict)  # message id -> latest outcome
+    account: dict[str, str] = field(default_factory=dict)  # message id -> sender
     history: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     anonymous_dead_letters: set[tuple[str, int, int]] = field(default_factory=set)
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
@@ -25,6 +26,7 @@ class Ledger:
 
     def add_delivery(self, record: dict[str, Any]) -> None:
         self.outcome[record["message_id"]] = record["outcome"]
+        self.account[record["message_id"]] = record["account_id"]
         self.history[record["message_id"]].append(record["outcome"])
 
     def add_dead_letter(self, record: dict[str, Any]) -> None:
@@ -54,6 +56,9 @@ class Ledger:
         counts["dead-lettered"] += len(self.anonymous_dead_letters)
         return counts
 
+    def parked_by_account(self) -> Counter[str]:
+        return Counter(self.account[m] for m, o in self.outcome.items() if o == "parked")
+
     def delivered_twice(self) -> list[str]:
         return [m for m, h in self.history.items() if h.count("delivered") > 1]
 
@@ -66,6 +71,7 @@ class ScenarioResult:
     caught: bool
     caught_at: int | None  # 1-based position of the message that triggered the hold
     delivered_before_hold: int
+    parked: int
     reason: str | None
 
 
@@ -94,8 +100,9 @@ def scenario_results(
                 if hold["account_id"] == account_id:
                     caught_at, reason = 0, hold.get("reason")
         delivered = sum(1 for _, m in members if ledger.outcome.get(m) == "delivered")
+        parked = sum(1 for _, m in members if ledger.outcome.get(m) == "parked")
         results.append(
             ScenarioResult(label, account_id, len(members), caught_at is not None, caught_at,
-                           delivered, reason)
+                           delivered, parked, reason)
         )
     return results

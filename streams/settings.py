@@ -64,7 +64,11 @@ class ModelSettings(BaseModel, frozen=True):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SENTINELLE_", env_nested_delimiter="__", frozen=True, extra="ignore"
+        env_prefix="SENTINELLE_",
+        env_nested_delimiter="__",
+        env_file=".env",  # optional; the environment wins over it
+        frozen=True,
+        extra="ignore",
     )
 
     app_id: str = "sentinelle"

@@ -131,8 +131,10 @@ def decide(
     kind = "auth" if reasons else "habit"
     action = "hold" if reasons else assessment.action
     if not reasons and action != "deliver":
+        # Carried-over suspicion is context, not a property of this message: not a reason.
         contributing = sorted((f for f in evidence.get("features", [])
-                               if f.get("contribution", 0) > 0),
+                               if f.get("contribution", 0) > 0
+                               and f.get("name") != "accumulated_before"),
                               key=lambda f: -f["contribution"])
         reasons = [f"habit.{f['name']}" for f in contributing][:5] or ["habit.score"]
     alert = hold_record = None

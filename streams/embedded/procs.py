@@ -212,6 +212,19 @@ def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
             popen.send_signal(sig)
 
 
+_interrupted = threading.Event()
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if SIGINT/SIGTERM arrived.
+
+    Long loops call this because some libraries (kafka-python's network code among them) catch
+    BaseException, which can swallow the KeyboardInterrupt the signal handler raised.
+    """
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 def stop_all() -> None:
     """Stop every registered child; used at exit and from the signal handlers."""
     with _registry_lock:
@@ -236,6 +249,7 @@ def _install_handlers() -> None:
         def handler(
             sig: int, frame: FrameType | None, _prev: object = previous
         ) -> None:
+            _interrupted.set()
             stop_all()
             if callable(_prev):
                 _prev(sig, frame)

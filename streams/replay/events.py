@@ -4,20 +4,20 @@ The packaged file ``streams/replay/data/demo-replay.jsonl.gz`` (built by
 ``tools/build_replay.py``) holds one JSON object per line, sorted by time:
 
 * ``{"label": ..., "event": {...}}``: an outbound event; ``label`` is ``legit``,
-  ``spoof-unauthorised-ip``, ``spoof-unsigned`` or ``compromised``;
+  ``spoof-unauthorised-ip``, ``spoof-bad-dkim`` or ``compromised``;
 * ``{"label": "malformed-<reason>", "at": <RFC 3339>, "raw": <text>}``: a value to send as is,
   which the ingest stage must dead-letter;
 * ``{"label": "malformed-oversize", "event": {...}, "pad_body_octets": n}``: a compact marker,
   expanded here into an event whose raw message has ``n`` more body octets (> 1 MiB).
 
-Each item's ``value`` is the exact Kafka value; its ``key`` is the message id (the relay does
-not key by sender; Sentinelle re-keys at ingest), or None for malformed input.
+Each item's ``value`` is the exact Kafka value; its ``key`` is the account id (so Kafka keeps
+each sender's messages in order), or None for malformed input.
 
 >>> items = load_replay(max_messages=400)
 >>> len(items) <= 400
 True
 >>> sorted(scenario_accounts(items))
-['compromised', 'spoof-unauthorised-ip', 'spoof-unsigned']
+['compromised', 'spoof-bad-dkim', 'spoof-unauthorised-ip']
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from typing import Any
 
 LEGIT = "legit"
 SPOOF_UNAUTHORISED_IP = "spoof-unauthorised-ip"
-SPOOF_UNSIGNED = "spoof-unsigned"
+SPOOF_BAD_DKIM = "spoof-bad-dkim"
 COMPROMISED = "compromised"
-SCENARIOS = (SPOOF_UNAUTHORISED_IP, SPOOF_UNSIGNED, COMPROMISED)
+SCENARIOS = (SPOOF_UNAUTHORISED_IP, SPOOF_BAD_DKIM, COMPROMISED)
 MALFORMED_PREFIX = "malformed-"
 DATA_FILE = "demo-replay.jsonl.gz"
 _FILLER = (b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "

@@ -24,7 +24,7 @@ from streams.replay.events import ReplayItem, load_replay
 
 pytestmark = pytest.mark.integration
 
-AUTH_SCENARIOS = ("spoof-unauthorised-ip", "spoof-unsigned")
+AUTH_SCENARIOS = ("spoof-unauthorised-ip", "spoof-bad-dkim")
 COMPROMISED = "compromised"
 
 
@@ -60,7 +60,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
             state.metrics = page.read().decode()
         state.before_release = read_deliveries(run_dir / "smtp")
-        (released_account,) = accounts_of(state.items, "spoof-unsigned")
+        (released_account,) = accounts_of(state.items, "spoof-bad-dkim")
         (rejected_account,) = accounts_of(state.items, "spoof-unauthorised-ip")
         state.released = lift_hold(settings, released_account, "released", "test-operator")
         state.rejected = lift_hold(settings, rejected_account, "rejected", "test-operator")

@@ -22,8 +22,8 @@ import pytest
 from streams.replay.events import (
     COMPROMISED,
     LEGIT,
+    SPOOF_BAD_DKIM,
     SPOOF_UNAUTHORISED_IP,
-    SPOOF_UNSIGNED,
     ReplayItem,
     decode_event,
     load_replay,
@@ -164,7 +164,7 @@ def test_spoofer_outside_the_relay_fails_spf_and_is_unsigned(items: list[ReplayI
 
 def test_cheapdeals_passes_spf_unaligned_and_fails_dkim(items: list[ReplayItem],
                                                         resolver: ZoneResolver) -> None:
-    spoofs = [i for i in items if i.label == SPOOF_UNSIGNED]
+    spoofs = [i for i in items if i.label == SPOOF_BAD_DKIM]
     assert spoofs
     for item in spoofs:
         event, raw = decode_event(item), raw_message(item)

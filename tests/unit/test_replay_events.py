@@ -22,8 +22,8 @@ from streams.replay.events import (
     COMPROMISED,
     LEGIT,
     SCENARIOS,
+    SPOOF_BAD_DKIM,
     SPOOF_UNAUTHORISED_IP,
-    SPOOF_UNSIGNED,
     ReplayItem,
     decode_event,
     default_path,
@@ -90,7 +90,7 @@ def test_label_counts(items: list[ReplayItem]) -> None:
     assert 2_500 <= counts[LEGIT] <= 3_500
     assert counts[COMPROMISED] == 30
     assert 4 <= counts[SPOOF_UNAUTHORISED_IP] <= 6
-    assert 4 <= counts[SPOOF_UNSIGNED] <= 6
+    assert 4 <= counts[SPOOF_BAD_DKIM] <= 6
     malformed = {k for k in counts if k.startswith("malformed-")}
     assert {"malformed-bad-json", "malformed-missing-recipients", "malformed-oversize"} <= malformed
 
@@ -194,7 +194,7 @@ def test_pad_raw_message_is_exact() -> None:
 def test_scenario_accounts(items: list[ReplayItem]) -> None:
     accounts = scenario_accounts(items)
     assert accounts[SPOOF_UNAUTHORISED_IP] == {"acct-spoofer-a"}
-    assert accounts[SPOOF_UNSIGNED] == {"acct-cheapdeals"}
+    assert accounts[SPOOF_BAD_DKIM] == {"acct-cheapdeals"}
     (victim,) = accounts[COMPROMISED]
     assert victim in {i.account_id for i in items if i.label == LEGIT}
     ids = message_ids_by_label(items)
@@ -228,7 +228,7 @@ def test_spoofers(items: list[ReplayItem]) -> None:
             event = decode_event(item)
             assert event["client_ip"].startswith("203.0.113.")
             assert b"DKIM-Signature" not in raw_message(item)
-        elif item.label == SPOOF_UNSIGNED:
+        elif item.label == SPOOF_BAD_DKIM:
             event = decode_event(item)
             assert event["envelope_from"] == "bounce@cheapdeals.example"
             assert event["client_ip"].startswith("192.0.2.")
