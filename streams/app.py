@@ -35,9 +35,10 @@ class Topics:
 class Tables:
     senders: Any  # account_id -> {"model": SenderState dict, "hold": {...} | None}
     holds: Any  # account_id -> last sentinelle.holds.v1 record seen
+    hold_states: Any  # hold_id -> "active" | "released" | "rejected"
     parked: Any  # "<account_id>\x1f<seq>" -> parked verdict, in arrival order
     parked_index: Any  # account_id -> {"first": int, "next": int}
-    outcomes: Any  # message_id -> "delivered" | "rejected" (the idempotency registry)
+    outcomes: Any  # "<account_id>\x1f<message_id>" -> outcome (the idempotency registry)
 
 
 @dataclass
@@ -101,6 +102,7 @@ def create_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipel
     tables = Tables(
         senders=table("senders"),
         holds=table("holds"),
+        hold_states=table("hold-states"),
         parked=table("parked"),
         parked_index=table("parked-index"),
         outcomes=table("outcomes"),

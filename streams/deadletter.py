@@ -70,16 +70,42 @@ async def send_dead_letter(
         message_id=message_id,
         account_id=account_id,
     )
-    log.warning("dead-letter stage=%s reason=%s detail=%s", stage, reason, detail[:200])
+    await publish(pipeline, record, event.key, event.value or b"")
+
+
+async def dead_letter_value(
+    pipeline: Pipeline,
+    value: dict[str, Any],
+    *,
+    stage: str,
+    reason: str,
+    detail: str,
+    source_topic: str,
+) -> None:
+    """Dead-letter a value a stage holds itself (a parked verdict, say), not the event in hand."""
+    key = str(value.get("account_id", "")).encode() or None
+    original = wire.dumps(value)
+    record = dead_letter_record(
+        stage=stage, reason=reason, detail=detail, source_topic=source_topic, key=key,
+        value=original, message_id=value.get("message_id"), account_id=value.get("account_id"),
+    )
+    await publish(pipeline, record, key, original)
+
+
+async def publish(
+    pipeline: Pipeline, record: dict[str, Any], key: bytes | None, original: bytes
+) -> None:
+    log.warning("dead-letter stage=%s reason=%s detail=%s",
+                record["stage"], record["reason"], record["detail"][:200])
     try:
-        await pipeline.topics.deadletter.send(key=event.key, value=wire.dumps(record))
+        await pipeline.topics.deadletter.send(key=key, value=wire.dumps(record))
     except Exception as exc:
         # Too large for the broker, most likely: keep a bounded prefix, the digest and where
         # the full original sits, rather than losing the record (and the event) altogether.
         await pipeline.topics.deadletter.send(
-            key=event.key, value=wire.dumps(truncated(record, event.value or b"", exc))
+            key=key, value=wire.dumps(truncated(record, original, exc))
         )
-    pipeline.metrics.dead_letters[(stage, reason)].inc()
+    pipeline.metrics.dead_letters[(record["stage"], record["reason"])].inc()
 
 
 TRUNCATED_ORIGINAL_BYTES = 64 * 1024

@@ -2,9 +2,9 @@
 
 Consumes ``sentinelle.verdicts.v1`` (key ``account_id``); hands ``deliver`` verdicts to the MTA
 over SMTP and parks ``park`` verdicts; produces one ``sentinelle.delivered.v1`` record per
-outcome. Tables: ``outcomes`` (message id -> final outcome, so a redelivered verdict is never
-handed over twice), ``parked`` and ``parked-index`` (a held sender's mail, in order), and it
-reads ``holds`` (kept by the hold stage) to see lifted holds.
+outcome. Tables: ``outcomes`` (sender + message id -> outcome, so a redelivered verdict is
+never handed over or parked twice), ``parked`` and ``parked-index`` (a held sender's mail, in
+order), and it reads ``hold-states`` (hold id -> state, kept by the hold stage).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streams import wire
+from streams.deadletter import dead_letter_value
+from streams.smtp_client import PermanentDeliveryError
 from streams.stage import Ids, consume
 
 if TYPE_CHECKING:
@@ -37,45 +39,78 @@ async def record_outcome(
     pipeline.metrics.outcomes[outcome].inc()
 
 
+FINAL = frozenset({"delivered", "rejected", "dead-lettered"})
+
+
+def registry_key(verdict: dict[str, Any]) -> str:
+    """Message ids are the relay's, unique per sender at best: the registry keys by both."""
+    return f"{verdict['account_id']}{PARKED_KEY_SEPARATOR}{verdict['message_id']}"
+
+
 async def hand_off(pipeline: Pipeline, verdict: dict[str, Any]) -> None:
-    """Deliver once: the outcomes registry makes a redelivered verdict a no-op."""
-    message_id = verdict["message_id"]
-    if pipeline.tables.outcomes.get(message_id) is not None:
+    """Deliver once: the outcomes registry makes a redelivered verdict a no-op.
+
+    The MTA's answer becomes the outcome: accepted -> delivered; refused for every recipient
+    -> dead-lettered (``mta_refused``); recipients still deferred after the retry deadline ->
+    a dead-letter copy of the verdict for just those recipients (``mta_tempfail``).
+    """
+    key = registry_key(verdict)
+    if pipeline.tables.outcomes.get(key) in FINAL:
         return
-    with pipeline.metrics.smtp_seconds.time():
-        answer = await pipeline.smtp.send(
-            verdict["envelope_from"],
-            verdict["recipients"],
-            wire.unb64(verdict["raw_message_b64"]),
+    source = pipeline.settings.topics.verdicts
+    try:
+        with pipeline.metrics.smtp_seconds.time():
+            result = await pipeline.smtp.send(
+                verdict["envelope_from"],
+                verdict["recipients"],
+                wire.unb64(verdict["raw_message_b64"]),
+            )
+    except PermanentDeliveryError as exc:
+        pipeline.tables.outcomes[key] = "dead-lettered"
+        await dead_letter_value(pipeline, verdict, stage="deliver", reason="mta_refused",
+                                detail=str(exc), source_topic=source)
+        return
+    if result.deferred:
+        await dead_letter_value(
+            pipeline, {**verdict, "recipients": sorted(result.deferred)}, stage="deliver",
+            reason="mta_tempfail", detail=result.describe(), source_topic=source,
         )
-    pipeline.tables.outcomes[message_id] = "delivered"
-    await record_outcome(pipeline, verdict, "delivered", answer)
+    if not result.accepted:
+        pipeline.tables.outcomes[key] = "dead-lettered"
+        return
+    pipeline.tables.outcomes[key] = "delivered"
+    await record_outcome(pipeline, verdict, "delivered", result.describe())
 
 
 async def reject(pipeline: Pipeline, verdict: dict[str, Any], why: str) -> None:
-    if pipeline.tables.outcomes.get(verdict["message_id"]) is not None:
+    key = registry_key(verdict)
+    if pipeline.tables.outcomes.get(key) in FINAL:
         return
-    pipeline.tables.outcomes[verdict["message_id"]] = "rejected"
+    pipeline.tables.outcomes[key] = "rejected"
     await record_outcome(pipeline, verdict, "rejected", why)
 
 
-def lifted(pipeline: Pipeline, account_id: str, hold_id: str | None) -> str | None:
-    """'released' or 'rejected' when that hold has been lifted, else None."""
-    last = pipeline.tables.holds.get(account_id)
-    if last and hold_id and last.get("hold_id") == hold_id:
-        state = last.get("state")
-        if state in ("released", "rejected"):
-            return str(state)
-    return None
+def lifted(pipeline: Pipeline, hold_id: str | None) -> str | None:
+    """'released' or 'rejected' once that hold has been lifted, else None.
+
+    Looked up per hold id, not against the sender's latest hold: mail parked under an earlier
+    hold stays deliverable after a newer hold has started.
+    """
+    state = pipeline.tables.hold_states.get(hold_id) if hold_id else None
+    return str(state) if state in ("released", "rejected") else None
 
 
 async def park(pipeline: Pipeline, verdict: dict[str, Any]) -> None:
+    key = registry_key(verdict)
+    if pipeline.tables.outcomes.get(key) is not None:
+        return  # a redelivered verdict: already parked, or already final
     account_id = verdict["account_id"]
     index = dict(pipeline.tables.parked_index.get(account_id) or {"first": 0, "next": 0})
     seq = index["next"]
     pipeline.tables.parked[f"{account_id}{PARKED_KEY_SEPARATOR}{seq}"] = verdict
     index["next"] = seq + 1
     pipeline.tables.parked_index[account_id] = index
+    pipeline.tables.outcomes[key] = "parked"
     pipeline.metrics.parked.inc()
     await record_outcome(pipeline, verdict, "parked")
 
@@ -96,7 +131,7 @@ async def drain(pipeline: Pipeline, account_id: str) -> int:
         key = f"{account_id}{PARKED_KEY_SEPARATOR}{index['first']}"
         verdict = pipeline.tables.parked.get(key)
         if verdict is not None:
-            state = lifted(pipeline, account_id, verdict.get("hold_id"))
+            state = lifted(pipeline, verdict.get("hold_id"))
             if state is None:
                 break
             if state == "released":
@@ -118,7 +153,7 @@ def attach(pipeline: Pipeline) -> None:
         account_id = verdict["account_id"]
         async with pipeline.locks[account_id]:
             await drain(pipeline, account_id)  # lifted holds go out first, in order
-            state = lifted(pipeline, account_id, verdict.get("hold_id"))
+            state = lifted(pipeline, verdict.get("hold_id"))
             if verdict["action"] == "deliver" or state == "released":
                 await hand_off(pipeline, verdict)
             elif state == "rejected":

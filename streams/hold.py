@@ -1,8 +1,9 @@
 """Stage 4 — hold.
 
 Consumes ``sentinelle.holds.v1`` (compacted, key ``account_id``): hold records written by the
-score stage (``active``) and by operators (``released``, ``rejected``). Keeps table ``holds``
-(account -> last record) that the score and deliver stages read, and when a hold is lifted
+score stage (``active``) and by operators (``released``, ``rejected``). Keeps tables ``holds``
+(account -> last record, read by the score stage) and ``hold-states`` (hold id -> state, read
+by the deliver stage), and when a hold is lifted
 drains that sender's parked mail in order: delivered on release, rejected (one record per
 message) on reject.
 """
@@ -33,8 +34,13 @@ def attach(pipeline: Pipeline) -> None:
         ids.note(record)
         account_id = record["account_id"]
         async with pipeline.locks[account_id]:
+            if record["state"] == "active" and pipeline.tables.hold_states.get(
+                record["hold_id"]
+            ) in ("released", "rejected"):
+                return  # a replayed start of a hold already lifted: lifted stays lifted
             previous = holds.get(account_id)
             holds[account_id] = record
+            pipeline.tables.hold_states[record["hold_id"]] = record["state"]
             if record["state"] == "active":
                 if not previous or previous.get("hold_id") != record["hold_id"]:
                     metrics.active_holds.inc()

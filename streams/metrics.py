@@ -16,6 +16,8 @@ DEAD_LETTER_REASONS = (
     "oversize",
     "undecodable_message",
     "processing_error",
+    "mta_refused",
+    "mta_tempfail",
 )
 ACTIONS = ("deliver", "park")
 OUTCOMES = ("delivered", "parked", "rejected")

@@ -16,6 +16,7 @@ import pytest
 
 from streams.app import Pipeline, create_pipeline
 from streams.settings import Settings
+from streams.smtp_client import HandoffResult
 
 
 class Captured:
@@ -100,9 +101,9 @@ class RecordingMta:
     def __init__(self) -> None:
         self.received: list[bytes] = []
 
-    async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> str:
+    async def send(self, mail_from: str, recipients: list[str], raw: bytes) -> HandoffResult:
         self.received.append(raw)
-        return "250 accepted"
+        return HandoffResult(accepted=list(recipients))
 
 
 async def test_deliver_parks_held_mail_and_hands_over_the_rest(
