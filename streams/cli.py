@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    # kafka-python logs every reconnection attempt; failures reach the user as one error below.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -180,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: Kafka at {get_settings().kafka.bootstrap}: {exc!r}\n"
               "       (set SENTINELLE_KAFKA__BOOTSTRAP to a reachable broker)", file=sys.stderr)
         return 1
+    except Exception:
+        from streams.embedded.procs import was_interrupted
+
+        if not was_interrupted():
+            raise
+        # Interrupted while a child was starting: its failure is the interrupt, not a bug.
+        print("interrupted; everything started has been stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

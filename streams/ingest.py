@@ -7,6 +7,7 @@ No table. The accepted value is the original bytes, unchanged.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from streams.deadletter import send_dead_letter
@@ -22,7 +23,7 @@ def attach(pipeline: Pipeline) -> None:
     accepted = pipeline.topics.accepted
 
     async def handle(event: Any, ids: Ids) -> None:
-        outcome = validate_outbound(event.value, max_bytes)
+        outcome = validate_outbound(event.value, max_bytes, now=time.time())
         if isinstance(outcome, Accepted):
             await accepted.send(key=outcome.account_id.encode(), value=event.value)
         else:

@@ -56,7 +56,7 @@ class SmtpSettings(BaseModel, frozen=True):
     retry_backoff_max_s: float = 30.0
     # How long 4xx answers for one message are retried before its recipients count as deferred
     # (dead-lettered for an operator) — so one full mailbox cannot stall every sender.
-    retry_deadline_s: float = 300.0
+    retry_deadline_s: float = 30.0
 
 
 class ModelSettings(BaseModel, frozen=True):

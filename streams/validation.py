@@ -31,7 +31,14 @@ class Rejected:
     account_id: str | None = None
 
 
-def validate_outbound(value: bytes | None, max_message_bytes: int) -> Accepted | Rejected:
+# A relay's clock may run a little ahead; a timestamp far in the future would move the sender's
+# event-time clock forward and make all its real mail look old.
+MAX_FUTURE_SKEW_S = 24 * 3600.0
+
+
+def validate_outbound(
+    value: bytes | None, max_message_bytes: int, now: float | None = None
+) -> Accepted | Rejected:
     """Check one input value against the outbound schema and the size bound.
 
     >>> validate_outbound(b"{not json", 1024).reason
@@ -63,9 +70,12 @@ def validate_outbound(value: bytes | None, max_message_bytes: int) -> Accepted |
             "oversize", f"message of {len(raw)} octets exceeds {max_message_bytes}", *ids
         )
     try:
-        wire.parse_rfc3339(event["timestamp"])
+        timestamp = wire.parse_rfc3339(event["timestamp"])
     except ValueError as exc:
         return Rejected("schema_violation", f"timestamp: {exc}", *ids)
+    if now is not None and timestamp > now + MAX_FUTURE_SKEW_S:
+        return Rejected("schema_violation", f"timestamp {event['timestamp']} is in the future",
+                        *ids)
     return Accepted(event["account_id"], event["message_id"], event, raw)
 
 

@@ -215,6 +215,10 @@ def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
 _interrupted = threading.Event()
 
 
+def was_interrupted() -> bool:
+    return _interrupted.is_set()
+
+
 def check_interrupted() -> None:
     """Raise KeyboardInterrupt if SIGINT/SIGTERM arrived.
 

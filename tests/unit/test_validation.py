@@ -74,3 +74,12 @@ def test_oversize_event_is_rejected_before_parsing() -> None:
 
 def test_tombstone_is_dead_lettered() -> None:
     assert validate_outbound(None, 100) == Rejected("bad_json", "empty value (tombstone)")
+
+
+def test_timestamp_far_in_the_future_is_rejected() -> None:
+    now = 988_899_730.0  # 2001-05-03T14:22:10Z, the event's own time
+    assert isinstance(validate_outbound(orjson.dumps(event()), 10_000, now=now), Accepted)
+    ahead = orjson.dumps(event(timestamp="2001-05-05T14:22:10Z"))
+    outcome = validate_outbound(ahead, 10_000, now=now)
+    assert isinstance(outcome, Rejected) and outcome.reason == "schema_violation"
+    assert "future" in outcome.detail
