@@ -45,7 +45,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from streams.embedded.procs import LOOPBACK, exit_when_stdin_closes, free_port, start_process
+from streams.embedded.procs import LOOPBACK, exit_when_stdin_closes, free_port, serving
 
 __all__ = [
     "DnsServer",
@@ -381,13 +381,9 @@ def start_dns_server(
             "--port", str(port), "--exit-on-stdin-eof"]
     for (name, rdtype), kind in (faults or {}).items():
         argv += ["--fault", f"{name}/{rdtype}={kind}"]
-    proc = start_process(argv, name=f"dns-{port}", port=port, ready_text=f"ready {LOOPBACK}",
-                         timeout=timeout, stdin_pipe=True)
-    try:
-        yield LOOPBACK, port
-    finally:
-        proc.stop()
-        proc.cleanup_logs()
+    with serving(argv, name=f"dns-{port}", port=port, ready_text=f"ready {LOOPBACK}",
+                 timeout=timeout) as address:
+        yield address
 
 
 if __name__ == "__main__":

@@ -375,6 +375,23 @@ def managed_process(argv: Sequence[str], **kwargs: object) -> Iterator[ManagedPr
         proc.cleanup_logs()
 
 
+@contextlib.contextmanager
+def serving(
+    argv: Sequence[str], *, name: str, port: int, ready_text: str, timeout: float
+) -> Iterator[tuple[str, int]]:
+    """Run a loopback server child for the ``with`` block; yields ``(host, port)``.
+
+    The child gets a stdin pipe, so it also exits if we die without running ``finally``.
+    """
+    proc = start_process(argv, name=name, port=port, ready_text=ready_text, timeout=timeout,
+                         stdin_pipe=True)
+    try:
+        yield LOOPBACK, port
+    finally:
+        proc.stop()
+        proc.cleanup_logs()
+
+
 def exit_when_stdin_closes(on_close: Callable[[], None] | None = None) -> None:
     """In a child started with ``stdin_pipe=True``: exit when the parent's end closes.
 

@@ -37,7 +37,7 @@ from streams.embedded.procs import (
     LOOPBACK,
     exit_when_stdin_closes,
     free_port,
-    start_process,
+    serving,
 )
 
 __all__ = ["SinkHandler", "SinkPolicy", "read_deliveries", "serve", "start_smtp_sink"]
@@ -225,13 +225,9 @@ def start_smtp_sink(
         argv += ["--reject", pattern]
     for pattern in tempfail:
         argv += ["--tempfail", pattern]
-    proc = start_process(argv, name=f"smtp-sink-{port}", port=port, ready_text="ready",
-                         timeout=timeout, stdin_pipe=True)
-    try:
-        yield LOOPBACK, port
-    finally:
-        proc.stop()
-        proc.cleanup_logs()
+    with serving(argv, name=f"smtp-sink-{port}", port=port, ready_text="ready",
+                 timeout=timeout) as address:
+        yield address
 
 
 if __name__ == "__main__":

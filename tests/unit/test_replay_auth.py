@@ -8,9 +8,7 @@ dnspython; SPF with a minimal evaluator covering the terms the demo zones use (`
 from __future__ import annotations
 
 import email.utils
-import importlib.util
 import ipaddress
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import dkim
 import dns.rdatatype
 import dns.zone
 import pytest
+from replay_tool import load_build_tool
 
 from streams.replay.events import (
     COMPROMISED,
@@ -37,14 +36,7 @@ PER_DOMAIN = 40  # legit messages verified per signing domain (dkimpy is pure Py
 
 def _enable_ed25519() -> None:
     """dkimpy needs PyNaCl for Ed25519; the builder's cryptography-backed stand-in replaces it."""
-    name = "sentinelle_build_replay"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "build_replay.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    sys.modules[name].ensure_ed25519_support()
+    load_build_tool().ensure_ed25519_support()
 
 
 class ZoneResolver:

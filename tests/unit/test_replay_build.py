@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +10,7 @@ import dkim
 import dns.rdatatype
 import dns.zone
 import pytest
+from replay_tool import load_build_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 ZONES = ROOT / "streams" / "embedded" / "zones"
@@ -22,14 +21,7 @@ ED25519 = {"tailspin.example", "adatum.example"}
 
 
 def load_tool() -> ModuleType:
-    name = "sentinelle_build_replay"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "build_replay.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_build_tool()
 
 
 @pytest.fixture(scope="module")
