@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv demo test lint unit integration clean
+.PHONY: help venv demo test lint unit integration bench clean
 
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -28,6 +28,10 @@ unit: venv       ## fast tests of the pure cores only
 
 integration: venv  ## tests against a real broker, DNS server and SMTP sink
 	$(PY) -m pytest -q tests/integration
+
+bench: venv      ## detection benchmark on the Enron timelines, and the embedded-broker comparison
+	$(PY) bench/detect.py --bursts 50 --demo streams/replay/data/demo-replay.jsonl.gz
+	$(PY) bench/broker_compare.py
 
 clean:           ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
