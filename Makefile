@@ -18,10 +18,12 @@ venv: $(VENV)/.installed  ## create .venv and install Sentinelle with its test t
 demo: venv       ## install, then replay real mail through the whole pipeline (embedded broker, DNS, SMTP)
 	$(VENV)/bin/sentinelle demo
 
-test: venv       ## install, then run lint, type checks and every test tier (starts what tests need)
+test: lint       ## install, then run lint, type checks and every test tier (starts what tests need)
+	$(PY) -m pytest -q
+
+lint: venv       ## ruff and mypy over the code, tests, tools and benchmarks
 	$(VENV)/bin/ruff check streams tests tools bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
 
 unit: venv       ## fast tests of the pure cores only
 	$(PY) -m pytest -q tests/unit tests/contract tests/agents streams
