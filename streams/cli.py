@@ -176,21 +176,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("interrupted; everything started has been stopped", file=sys.stderr)
-        return 130
-    except KafkaError as exc:
-        print(f"error: Kafka at {get_settings().kafka.bootstrap}: {exc!r}\n"
-              "       (set SENTINELLE_KAFKA__BOOTSTRAP to a reachable broker)", file=sys.stderr)
-        return 1
-    except Exception:
+        return _interrupted()
+    except Exception as exc:
         from streams.embedded.procs import was_interrupted
 
-        if not was_interrupted():
+        if was_interrupted():
+            # Whatever failed after Ctrl-C (a child starting, a client to a stopped broker)
+            # failed because of the interrupt: report the interrupt, not a bug.
+            return _interrupted()
+        if not isinstance(exc, KafkaError):
             raise
-        # Interrupted while a child was starting: its failure is the interrupt, not a bug.
-        print("interrupted; everything started has been stopped", file=sys.stderr)
-        return 130
+        where = "the embedded broker" if args.command == "demo" else (
+            f"{get_settings().kafka.bootstrap} (SENTINELLE_KAFKA__BOOTSTRAP)")
+        print(f"error: Kafka at {where}: {exc!r}", file=sys.stderr)
+        return 1
 
+
+def _interrupted() -> int:
+    print("interrupted; everything started has been stopped", file=sys.stderr)
+    return 130
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,13 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from streams import wire
 from streams.embedded.broker import start_broker
 from streams.embedded.dns_server import start_dns_server
-from streams.embedded.procs import ManagedProcess, check_interrupted, free_port, start_process
+from streams.embedded.procs import (
+    ManagedProcess,
+    check_interrupted,
+    free_port,
+    start_process,
+    was_interrupted,
+)
 from streams.embedded.smtp_sink import start_smtp_sink
 from streams.outcomes import Ledger, ScenarioResult, scenario_results
 from streams.replay.events import ReplayItem
@@ -100,7 +106,25 @@ def produce(
                 progress(f"replay: {n}/{len(items)} events sent")
         producer.flush(timeout=60)
     finally:
-        producer.close(timeout=10)
+        if was_interrupted():
+            abandon(producer)  # the broker is already gone: don't wait on it
+        else:
+            producer.close(timeout=10)
+
+
+def abandon(producer: KafkaProducer) -> None:
+    """Close a producer whose broker is gone, without waiting and without noise at exit.
+
+    kafka-python's ``close()`` flushes first and, when that times out, gives up before marking
+    the producer closed — so its ``__del__`` flushes again at interpreter exit and prints a
+    traceback. Force the sender thread down and mark it closed instead.
+    """
+    with contextlib.suppress(Exception):
+        producer.close(timeout=0)
+    sender = getattr(producer, "_sender", None)
+    if sender is not None and sender.is_alive():
+        sender.force_close()
+    producer._closed = True
 
 
 def collect(
