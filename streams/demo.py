@@ -57,7 +57,7 @@ def embedded_services(run_dir: Path) -> Iterator[dict[str, str]]:
     """Broker, DNS server and SMTP sink on 127.0.0.1; yields the environment that points at them."""
     with (
         start_broker() as bootstrap,
-        start_dns_server(ZONES_DIR) as (dns_host, dns_port),
+        start_dns_server(ZONES_DIR, closed_world=True) as (dns_host, dns_port),
         start_smtp_sink(run_dir / "smtp") as (smtp_host, smtp_port),
     ):
         yield {

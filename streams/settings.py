@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = 1_048_576
     # Hold a sender whose mail fails these authentication checks.
     hold_on_auth_failure: bool = True
+    # DMARC policy discovery: "rfc9989" (DNS tree walk, the current standard) or "rfc7489"
+    # (organizational domain from the bundled public suffix list).
+    dmarc_mode: Literal["rfc9989", "rfc7489"] = "rfc9989"
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicNames = TopicNames()
     dns: DnsSettings = DnsSettings()

@@ -1,10 +1,26 @@
-"""DMARC (RFC 7489): author domain, policy discovery, identifier alignment.
+"""DMARC: author domain, policy discovery, identifier alignment — RFC 9989 or RFC 7489.
 
-Policy discovery queries ``_dmarc.<author domain>`` and, when that has no DMARC record,
-``_dmarc.<organizational domain>``. The organizational domain is derived from a public suffix
-list: the one bundled with ``publicsuffixlist`` by default, or an explicit list of suffixes
-(tests, demos). Under the PSL algorithm a top-level label that the list does not know is itself
-a public suffix, so ``northwind.example`` is its own organizational domain either way.
+Two modes (``mode=``):
+
+* ``"rfc9989"`` (default; RFC 9989 obsoletes RFC 7489): policy discovery and organizational
+  domains by the DNS tree walk (RFC 9989 section 4.10): ``_dmarc.<author domain>``, then at most
+  seven more names obtained by removing labels from the left (a name of eight labels or more is
+  first cut to its last seven); the first valid record is the policy. The organizational domain
+  of a name is where a ``psd=n`` record sits, or the child of a ``psd=y`` record's domain, or
+  else the shortest name holding a record, or else the name itself.
+* ``"rfc7489"``: ``_dmarc.<author domain>`` then ``_dmarc.<organizational domain>``, the
+  organizational domain derived from a public suffix list: the one bundled with
+  ``publicsuffixlist`` by default, or an explicit list of suffixes (tests, demos). Under the PSL
+  algorithm a top-level label that the list does not know is itself a public suffix, so
+  ``northwind.example`` is its own organizational domain either way.
+
+A ``fail`` is reported as ``temperror`` when SPF or a DKIM signature had a temporary error:
+the fault may have hidden an aligned pass.
+
+In both modes a record found above the author domain applies ``sp=`` (default ``p=``), or
+``np=`` (RFC 9091 / RFC 9989) when the author domain does not exist: no A, AAAA nor MX records
+(NXDOMAIN or NODATA, RFC 9091 section 2.7). A temporary DNS error on that existence check keeps
+``sp=``: a transient fault never makes the requested policy stricter.
 
 >>> organizational_domain("mail.a.co.example", ["example", "co.example"])
 'a.co.example'
@@ -19,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Literal
 
 from publicsuffixlist import PublicSuffixList
 
@@ -26,6 +43,7 @@ from streams.auth.dns import DnsTempError, Resolver, normalize_name
 from streams.auth.results import DkimResult, DmarcResult, SpfResult
 
 __all__ = [
+    "DmarcMode",
     "author_domain",
     "evaluate_dmarc",
     "from_addresses",
@@ -33,6 +51,9 @@ __all__ = [
     "organizational_domain",
 ]
 
+DmarcMode = Literal["rfc9989", "rfc7489"]
+DMARC_MODES: tuple[str, ...] = ("rfc9989", "rfc7489")
+MAX_WALK_LABELS = 7  # RFC 9989 section 4.10: longer names are cut to their last seven labels
 _POLICIES = frozenset({"none", "quarantine", "reject"})
 _VERSION_RE = re.compile(r"\s*v\s*=\s*DMARC1\s*(?:;|$)")
 
@@ -172,15 +193,6 @@ def organizational_domain(domain: str, public_suffixes: Sequence[str] | None = N
     return psl.privatesuffix(d) or d
 
 
-def _aligned(identifier: str, author: str, mode: str, suffixes: Sequence[str] | None) -> bool:
-    ident = identifier.lower().rstrip(".")
-    if not ident:
-        return False
-    if mode == "s":
-        return ident == author
-    return organizational_domain(ident, suffixes) == organizational_domain(author, suffixes)
-
-
 # --------------------------------------------------------------------------- policy records
 
 
@@ -213,48 +225,136 @@ async def _records(resolver: Resolver, domain: str) -> list[str]:
     return [t for t in texts if _VERSION_RE.match(t)]
 
 
+def walk_targets(domain: str) -> list[str]:
+    """The names the RFC 9989 tree walk queries after ``domain`` itself, in order.
+
+    >>> walk_targets("a.b.example.com")
+    ['b.example.com', 'example.com', 'com']
+    >>> walk_targets("1.2.3.4.5.6.7.8.example")[0]
+    '3.4.5.6.7.8.example'
+    """
+    labels = domain.split(".")
+    labels = labels[-MAX_WALK_LABELS:] if len(labels) > MAX_WALK_LABELS else labels[1:]
+    out = []
+    while labels:
+        out.append(".".join(labels))
+        labels = labels[1:]
+    return out
+
+
+class _Discovery:
+    """DMARC record lookups of one evaluation, memoized (alignment walks share names)."""
+
+    def __init__(self, resolver: Resolver, mode: str, suffixes: Sequence[str] | None) -> None:
+        if mode not in DMARC_MODES:
+            raise ValueError(f"unknown DMARC mode {mode!r}")
+        self.resolver, self.mode, self.suffixes = resolver, mode, suffixes
+        self._memo: dict[str, dict[str, str] | None] = {}
+
+    async def record(self, domain: str) -> dict[str, str] | None:
+        """The tags of the single valid DMARC record at ``domain``, else None."""
+        if domain not in self._memo:
+            found = await _records(self.resolver, domain)
+            self._memo[domain] = _parse_record(found[0]) if len(found) == 1 else None
+        return self._memo[domain]
+
+    async def policy(self, author: str) -> tuple[str | None, dict[str, str] | None]:
+        """(policy domain, tags) by the mode's discovery, or (None, None)."""
+        tags = await self.record(author)
+        if tags is not None:
+            return author, tags
+        if self.mode == "rfc7489":
+            org = organizational_domain(author, self.suffixes)
+            targets = [org] if org != author else []
+        else:
+            targets = walk_targets(author)
+        for target in targets:
+            tags = await self.record(target)
+            if tags is not None:
+                return target, tags
+        return None, None
+
+    async def org(self, domain: str) -> str:
+        """Organizational domain of ``domain`` under the mode."""
+        if self.mode == "rfc7489":
+            return organizational_domain(domain, self.suffixes)
+        found: list[str] = []
+        for i, name in enumerate([domain, *walk_targets(domain)]):
+            tags = await self.record(name)
+            if tags is None:
+                continue
+            psd = tags.get("psd", "u").lower()
+            if psd == "n":
+                return name
+            if psd == "y" and i > 0:
+                return ".".join(domain.split(".")[-(name.count(".") + 2) :])
+            found.append(name)
+        return min(found, key=lambda n: n.count(".")) if found else domain
+
+    async def aligned(self, identifier: str, author: str, mode: str) -> bool:
+        ident = identifier.lower().rstrip(".")
+        if not ident:
+            return False
+        if ident == author:
+            return True
+        if mode == "s":
+            return False
+        return await self.org(ident) == await self.org(author)
+
+
+async def _nonexistent(resolver: Resolver, domain: str) -> bool:
+    """RFC 9091 section 2.7: no A, AAAA nor MX records (NXDOMAIN or NODATA)."""
+    try:
+        for lookup in (resolver.a, resolver.aaaa, resolver.mx):
+            if await lookup(domain):
+                return False
+    except DnsTempError:
+        return False
+    return True
+
+
 async def evaluate_dmarc(
     raw: bytes,
     spf: SpfResult,
     dkim: tuple[DkimResult, ...],
     resolver: Resolver,
     public_suffixes: Sequence[str] | None = None,
+    *,
+    mode: DmarcMode = "rfc9989",
 ) -> DmarcResult:
     """DMARC result for a message (``raw``: at least its header section).
 
     ``spf.domain`` is the identity SPF checked (MAIL FROM domain, or HELO domain for an empty
-    MAIL FROM); ``dkim`` the per-signature results of ``verify_dkim``.
+    MAIL FROM); ``dkim`` the per-signature results of ``verify_dkim``. ``public_suffixes`` is
+    used in ``"rfc7489"`` mode only.
     """
     author = author_domain(raw)
     if author is None:
         return DmarcResult("permerror", None, None, None, False, False)
-
-    def verdict(result: str, policy_domain: str | None, tags: dict[str, str] | None) -> DmarcResult:
-        aspf = tags["aspf"] if tags else "r"
-        adkim = tags["adkim"] if tags else "r"
-        spf_ok = spf.result == "pass" and _aligned(spf.domain, author, aspf, public_suffixes)
-        dkim_ok = any(
-            r.result == "pass" and _aligned(r.domain, author, adkim, public_suffixes) for r in dkim
-        )
-        policy = None
-        if tags is not None:
-            policy = tags["p"] if policy_domain == author else tags["sp"]
-        if result == "evaluate":
-            result = "pass" if spf_ok or dkim_ok else "fail"
-        return DmarcResult(result, author, policy_domain, policy, spf_ok, dkim_ok)
-
-    org = organizational_domain(author, public_suffixes)
+    disc = _Discovery(resolver, mode, public_suffixes)
     try:
-        policy_domain = author
-        found = await _records(resolver, author)
-        if not found and org != author:
-            policy_domain = org
-            found = await _records(resolver, org)
+        policy_domain, tags = await disc.policy(author)
+        if tags is None:
+            return DmarcResult("none", author, None, None, False, False)
+        spf_ok = spf.result == "pass" and await disc.aligned(spf.domain, author, tags["aspf"])
+        dkim_ok = False
+        for r in dkim:
+            if r.result == "pass" and await disc.aligned(r.domain, author, tags["adkim"]):
+                dkim_ok = True
+                break
     except DnsTempError:
-        return verdict("temperror", None, None)
-    if len(found) != 1:
-        return verdict("none", None, None)
-    tags = _parse_record(found[0])
-    if tags is None:
-        return verdict("none", None, None)
-    return verdict("evaluate", policy_domain, tags)
+        return DmarcResult("temperror", author, None, None, False, False)
+    if policy_domain == author:
+        policy = tags["p"]
+    elif tags.get("np", "").lower() in _POLICIES and await _nonexistent(resolver, author):
+        policy = tags["np"].lower()
+    else:
+        policy = tags["sp"]
+    result = "pass" if spf_ok or dkim_ok else "fail"
+    if result == "fail" and (
+        spf.result == "temperror" or any(r.result == "temperror" for r in dkim)
+    ):
+        # A transient DNS fault in SPF or DKIM may have hidden an aligned pass: never report
+        # "fail" (and trigger p=reject) because of it.
+        result = "temperror"
+    return DmarcResult(result, author, policy_domain, policy, spf_ok, dkim_ok)

@@ -203,7 +203,7 @@ class DnsResolver:
     * The cache holds at most ``cache_size`` entries, least recently used evicted first.
     * Concurrent identical queries share one upstream query.
     * Every query has an overall deadline of ``timeout`` seconds. dnspython retries a truncated
-      UDP answer over TCP.
+      UDP answer over TCP; ``tcp=True`` sends every query over TCP.
     """
 
     def __init__(
@@ -217,6 +217,7 @@ class DnsResolver:
         max_ttl: float = 86_400.0,
         default_negative_ttl: float = 60.0,
         max_negative_ttl: float = 3_600.0,
+        tcp: bool = False,
     ) -> None:
         if nameservers:
             resolver = dns.asyncresolver.Resolver(configure=False)
@@ -229,6 +230,7 @@ class DnsResolver:
         resolver.cache = None
         self._resolver = resolver
         self._timeout = timeout
+        self._tcp = tcp
         self._cache_size = max(0, cache_size)
         self._clock = clock
         self._max_ttl = max_ttl
@@ -262,6 +264,19 @@ class DnsResolver:
         except ValueError:
             return []
         return await self._get(name, dns.rdatatype.PTR)
+
+    def remaining_ttl(self, name: str, rtype: str) -> float | None:
+        """Seconds the cached answer for (``name``, ``rtype``) stays valid; None if not cached.
+
+        For PTR give the reverse name. Used to bound caches of results derived from answers.
+        """
+        n = normalize_name(name)
+        if n is None:
+            return None
+        entry = self._cache.get((n, int(dns.rdatatype.from_text(rtype))))
+        if entry is None:
+            return None
+        return max(0.0, entry[0] - self._clock())
 
     # cache ----------------------------------------------------------------------------------
 
@@ -315,6 +330,7 @@ class DnsResolver:
                 raise_on_no_answer=False,
                 search=False,
                 lifetime=self._timeout,
+                tcp=self._tcp,
             )
         except dns.resolver.NXDOMAIN as exc:
             return [], self._negative_ttl_of(_nxdomain_responses(exc))

@@ -11,16 +11,34 @@ section 2.6, DKIM results those of RFC 8601 section 2.7.1, DMARC results those o
 ... )
 >>> AuthResults.from_dict(r.to_dict()) == r
 True
+>>> r.authentication_results("mx.sentinelle.example")  # doctest: +NORMALIZE_WHITESPACE
+'mx.sentinelle.example; spf=pass smtp.mailfrom=northwind.example;
+ dkim=pass header.d=northwind.example header.s=s1 header.a=rsa-sha256;
+ dmarc=pass (p=reject) header.from=northwind.example'
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 SPF_RESULTS = frozenset({"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"})
 DKIM_RESULTS = frozenset({"pass", "fail", "neutral", "permerror", "temperror"})
 DMARC_RESULTS = frozenset({"pass", "fail", "none", "temperror", "permerror"})
+
+
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _value(text: str) -> str:
+    """An RFC 8601 ``value``: a MIME token as is, else a quoted-string; control characters
+    (CR, LF, ...) are dropped so hostile input cannot inject header lines."""
+    text = _UNSAFE_RE.sub("", text)
+    if _TOKEN_RE.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _check(value: str, allowed: frozenset[str], what: str) -> None:
@@ -128,6 +146,37 @@ class AuthResults:
     dkim: tuple[DkimResult, ...]
     dmarc: DmarcResult
     from_domain: str | None
+
+    def authentication_results(self, authserv_id: str) -> str:
+        """The ``Authentication-Results`` field value (RFC 8601), without the field name.
+
+        One ``resinfo`` per method: SPF for ``smtp.mailfrom`` (the identity checked), one DKIM
+        entry per signature (``dkim=none`` when unsigned) with ``header.d``/``header.s``/
+        ``header.a`` and a ``reason`` when not ``pass``, and DMARC with the requested policy as
+        a comment and ``header.from``. Unfolded; a writer folds it when adding the header.
+        """
+        parts = [_value(authserv_id)]
+        spf = f"spf={self.spf.result}"
+        if self.spf.domain:
+            spf += f" smtp.mailfrom={_value(self.spf.domain)}"
+        parts.append(spf)
+        if not self.dkim:
+            parts.append("dkim=none")
+        for d in self.dkim:
+            entry = f"dkim={d.result}"
+            if d.reason and d.result != "pass":
+                entry += f" reason={_value(d.reason)}"
+            for ptype, pvalue in (("d", d.domain), ("s", d.selector), ("a", d.algorithm)):
+                if pvalue:
+                    entry += f" header.{ptype}={_value(pvalue)}"
+            parts.append(entry)
+        dmarc = f"dmarc={self.dmarc.result}"
+        if self.dmarc.policy:
+            dmarc += f" (p={_UNSAFE_RE.sub('', self.dmarc.policy)})"
+        if self.dmarc.author_domain:
+            dmarc += f" header.from={_value(self.dmarc.author_domain)}"
+        parts.append(dmarc)
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,9 @@ keys and SPF records are exactly the answers that overflow 512 bytes.
 It serves every ``*.zone`` master file in a directory (origin from ``$ORIGIN`` or the file name)
 over UDP and TCP on one port, answering with the AA flag and RFC-correct RCODEs: NXDOMAIN for
 names absent from a zone, NOERROR with no answer (NODATA, SOA in authority) for existing names
-or empty non-terminals lacking the type, REFUSED outside its zones. CNAMEs inside a zone are
+or empty non-terminals lacking the type, REFUSED outside its zones — or, as a closed world
+(``closed_world=True``, what the demo uses since this server is its only resolver), NXDOMAIN
+there, as a recursive resolver answers for a name that does not exist. CNAMEs inside a zone are
 chased, wildcards are honoured at the closest encloser. UDP answers that exceed 512 bytes (or
 the client's EDNS payload size) are sent empty with TC set so the client retries over TCP.
 
@@ -116,8 +118,10 @@ class DnsServer:
         self,
         zones: Mapping[dns.name.Name, dns.zone.Zone],
         faults: Mapping[tuple[str, str], Fault] | None = None,
+        closed_world: bool = False,
     ) -> None:
         self.zones = dict(zones)
+        self.closed_world = closed_world
         self.faults: dict[FaultKey, Fault] = {
             _fault_key(n, t): f for (n, t), f in (faults or {}).items()
         }
@@ -181,7 +185,9 @@ class DnsServer:
             return response
         zone = self.find_zone(qname)
         if zone is None:
-            response.set_rcode(dns.rcode.REFUSED)
+            # In a closed world nothing else exists (a DMARC tree walk up to "_dmarc.example"
+            # must see "no record", not a server error).
+            response.set_rcode(dns.rcode.NXDOMAIN if self.closed_world else dns.rcode.REFUSED)
             return response
         response.flags |= dns.flags.AA
         self._answer(zone, qname, qtype, response)
@@ -350,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5353)
     parser.add_argument("--fault", action="append", default=[], metavar="NAME/TYPE=KIND",
                         help="inject a fault: KIND is timeout or servfail; TYPE may be *")
+    parser.add_argument("--closed-world", action="store_true",
+                        help="answer NXDOMAIN, not REFUSED, for names outside the zones")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="exit when stdin closes (the parent died)")
     args = parser.parse_args(argv)
@@ -359,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     faults = dict(parse_fault(f) for f in args.fault)
     if args.exit_on_stdin_eof:
         exit_when_stdin_closes()
-    asyncio.run(_main_async(DnsServer(zones, faults), args.host, args.port))
+    server = DnsServer(zones, faults, closed_world=args.closed_world)
+    asyncio.run(_main_async(server, args.host, args.port))
 
 
 @contextlib.contextmanager
@@ -368,6 +377,7 @@ def start_dns_server(
     port: int | None = None,
     *,
     faults: Mapping[tuple[str, str], Fault] | None = None,
+    closed_world: bool = False,
     timeout: float = 15.0,
 ) -> Iterator[tuple[str, int]]:
     """Run the DNS server as a child process for the ``with`` block; yields ``(host, port)``.
@@ -381,6 +391,8 @@ def start_dns_server(
             "--port", str(port), "--exit-on-stdin-eof"]
     for (name, rdtype), kind in (faults or {}).items():
         argv += ["--fault", f"{name}/{rdtype}={kind}"]
+    if closed_world:
+        argv.append("--closed-world")
     with serving(argv, name=f"dns-{port}", port=port, ready_text=f"ready {LOOPBACK}",
                  timeout=timeout) as address:
         yield address

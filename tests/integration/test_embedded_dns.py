@@ -14,7 +14,12 @@ import dns.rcode
 import dns.resolver
 import pytest
 
-from streams.embedded.dns_server import DnsServer, load_zones, start_dns_server
+from streams.embedded.dns_server import (
+    DnsServer,
+    default_zones_dir,
+    load_zones,
+    start_dns_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +106,13 @@ def test_outside_zones_is_refused(server: tuple[str, int]) -> None:
     r = udp(server, "example.org", "A")
     assert r.rcode() == dns.rcode.REFUSED
     assert not r.flags & dns.flags.AA
+
+
+def test_a_closed_world_has_nothing_outside_its_zones() -> None:
+    closed = DnsServer(load_zones(default_zones_dir()), closed_world=True)
+    query = dns.message.make_query("_dmarc.example", "TXT")
+    answer = dns.message.from_wire(closed.handle(query.to_wire(), "udp") or b"")
+    assert answer.rcode() == dns.rcode.NXDOMAIN
 
 
 def test_cname_is_chased_inside_the_zone(server: tuple[str, int]) -> None:

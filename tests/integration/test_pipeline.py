@@ -119,6 +119,11 @@ def test_spoofing_scenarios_are_flagged_by_authentication(run: Run) -> None:
         assert result.caught and result.caught_at == 1, result
         assert result.reason is not None and result.reason.startswith("auth."), result
         assert result.delivered_before_hold == 0
+        (hold,) = [h for h in run.result.ledger.holds.values()
+                   if h["account_id"] == result.account_id and h["state"] == "active"]
+        # Both spoofers claim a customer's From domain that publishes p=reject: DMARC fails.
+        assert "auth.dmarc_fail" in hold["reasons"], hold["reasons"]
+        assert hold["evidence"]["authentication"]["dmarc_policy"] == "reject"
 
 
 def test_compromised_sender_is_held_before_its_tenth_phishing_message(run: Run) -> None:

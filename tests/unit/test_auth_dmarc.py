@@ -28,7 +28,9 @@ NO_SPF = SpfResult("none", "")
 async def _dmarc(
     raw: bytes, zone: dict[str, Any], spf: SpfResult = NO_SPF, dkim: tuple[DkimResult, ...] = ()
 ) -> DmarcResult:
-    return await evaluate_dmarc(raw, spf, dkim, StaticResolver(zone), public_suffixes=SUFFIXES)
+    return await evaluate_dmarc(
+        raw, spf, dkim, StaticResolver(zone), public_suffixes=SUFFIXES, mode="rfc7489"
+    )
 
 
 def _txt(value: str) -> list[dict[str, Any]]:
