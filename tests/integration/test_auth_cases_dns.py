@@ -6,9 +6,7 @@ same zones the unit tests give ``StaticResolver``. TIMEOUT is a dropped query, S
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +19,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 import pytest
+from unit_modules import load_unit_module
 
 from streams.auth.dkim import verify_dkim
 from streams.auth.dmarc import evaluate_dmarc
@@ -30,15 +29,9 @@ from streams.auth.spf import check_host, spf_domain_of
 
 pytestmark = pytest.mark.integration
 
-UNIT = Path(__file__).resolve().parents[1] / "unit"
-
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_auth_{name}", UNIT / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_unit_module(name, "_auth_")
 
 
 SUITE = _load("test_auth_spf_suite")

@@ -9,10 +9,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +21,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.zone
 import pytest
+from unit_modules import load_unit_module
 
 from streams.auth.check import authenticate
 from streams.auth.dkim import verify_dkim
@@ -35,15 +34,9 @@ from streams.embedded.procs import LOOPBACK, free_port
 
 pytestmark = pytest.mark.integration
 
-UNIT = Path(__file__).resolve().parents[1] / "unit"
-
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_faults_{name}", UNIT / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_unit_module(name, "_faults_")
 
 
 SUITE = _load("test_auth_spf_suite")
