@@ -91,6 +91,19 @@ def decide(
     timestamp = wire.parse_rfc3339(event["timestamp"])
     auth: dict[str, Any] = event.get("auth", {})
     record = dict(record or {})
+    hold = record.get("hold")
+    lifted = bool(
+        hold
+        and last_hold_record
+        and last_hold_record.get("hold_id") == hold["hold_id"]
+        and last_hold_record.get("state") in ("released", "rejected")
+    )
+    if hold and not lifted:
+        # Held: park in order, and learn nothing from it (the model state is not even read).
+        verdict = {**event, "score": 0.0, "action": "park", "hold_id": hold["hold_id"],
+                   "reasons": ["held"]}
+        return Decision(record, verdict)
+
     state = SenderState.from_dict(record["model"]) if record.get("model") else None
     habits = SenderHabits(
         state,
@@ -98,24 +111,11 @@ def decide(
         hold_threshold=hold_threshold,
         learn_delay_s=learn_delay_s,
     )
-    hold = record.get("hold")
     released: list[str] = []
-    if (
-        hold
-        and last_hold_record
-        and last_hold_record.get("hold_id") == hold["hold_id"]
-        and last_hold_record.get("state") in ("released", "rejected")
-    ):
+    if hold:  # lifted by an operator since the last message
         released.append(hold["hold_id"])
         hold = None
         habits.release()  # later delivered mail is learned again
-
-    if hold:
-        # Held: park in order, and learn nothing from it.
-        verdict = {**event, "score": 0.0, "action": "park", "hold_id": hold["hold_id"],
-                   "reasons": ["held"]}
-        record["hold"] = hold
-        return Decision(record, verdict, released=released)
 
     x = extract_features(
         message_id=message_id,
