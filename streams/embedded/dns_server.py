@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import struct
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,7 +46,13 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from streams.embedded.procs import LOOPBACK, exit_when_stdin_closes, free_port, serving
+from streams.embedded.procs import (
+    LOOPBACK,
+    exit_when_stdin_closes,
+    free_port,
+    serve_until_signalled,
+    serving,
+)
 
 __all__ = [
     "DnsServer",
@@ -335,13 +340,7 @@ async def serve(
 
 async def _main_async(server: DnsServer, host: str, port: int) -> None:
     udp, tcp = await serve(server, host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    print(f"ready {host}:{port}", flush=True)
-    await stop.wait()
+    await serve_until_signalled(f"ready {host}:{port}")
     udp.close()
     tcp.close()
     await tcp.wait_closed()

@@ -21,6 +21,7 @@ children from the main thread (or a thread that lives as long as they should).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import ctypes
@@ -373,6 +374,17 @@ def managed_process(argv: Sequence[str], **kwargs: object) -> Iterator[ManagedPr
     finally:
         proc.stop()
         proc.cleanup_logs()
+
+
+async def serve_until_signalled(ready_line: str) -> None:
+    """A child server's main loop: announce readiness, then wait for SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(ready_line, flush=True)
+    await stop.wait()
 
 
 @contextlib.contextmanager

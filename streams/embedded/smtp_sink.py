@@ -21,7 +21,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -37,6 +36,7 @@ from streams.embedded.procs import (
     LOOPBACK,
     exit_when_stdin_closes,
     free_port,
+    serve_until_signalled,
     serving,
 )
 
@@ -174,13 +174,7 @@ async def _main_async(args: argparse.Namespace) -> None:
         reject=args.reject, tempfail=args.tempfail, tempfail_first=args.tempfail_first
     )
     server = await serve(args.dir, args.host, args.port, policy)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    print(f"ready {args.host}:{args.port}", flush=True)
-    await stop.wait()
+    await serve_until_signalled(f"ready {args.host}:{args.port}")
     server.close()
     await server.wait_closed()
 
