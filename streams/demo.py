@@ -153,26 +153,26 @@ def collect(
                       for p in range(settings.kafka.partitions)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
+
+        def read(timeout_ms: int) -> None:
+            for records in consumer.poll(timeout_ms=timeout_ms).values():
+                for record in records:
+                    if record.value is not None:
+                        handlers[record.topic](wire.loads(record.value))
+
         deadline = time.monotonic() + timeout_s
         last_report = 0.0
         while time.monotonic() < deadline:
             check_interrupted()
             if worker is not None and not worker.alive():
                 raise RuntimeError(f"the worker stopped:\n{worker.stderr_tail(30)}")
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    if record.value is not None:
-                        handlers[record.topic](wire.loads(record.value))
+            read(500)
             done = ledger.accounted()
             if time.monotonic() - last_report > 2 or done >= expected:
                 progress(f"outcomes: {done}/{expected} events accounted for")
                 last_report = time.monotonic()
             if done >= expected:
-                # A short grace period catches late duplicates, which would be a bug to report.
-                for records in consumer.poll(timeout_ms=1000).values():
-                    for record in records:
-                        if record.value is not None:
-                            handlers[record.topic](wire.loads(record.value))
+                read(1000)  # a grace period catches late duplicates, a bug to report
                 break
     finally:
         consumer.close()
