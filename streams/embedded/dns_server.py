@@ -14,7 +14,8 @@ chased, wildcards are honoured at the closest encloser. UDP answers that exceed 
 the client's EDNS payload size) are sent empty with TC set so the client retries over TCP.
 
 Faults can be injected per name and type (``"timeout"`` drops the query, ``"servfail"``
-answers SERVFAIL) so resolver error handling is testable.
+answers SERVFAIL, ``"nxdomain"`` denies the name even where the zone has it) so resolver error
+handling is testable.
 
 CLI: ``python -m streams.embedded.dns_server --zones DIR --port N`` prints
 ``ready 127.0.0.1:N`` once both sockets listen.
@@ -63,7 +64,8 @@ __all__ = [
     "start_dns_server",
 ]
 
-Fault = Literal["timeout", "servfail"]
+Fault = Literal["timeout", "servfail", "nxdomain"]
+FAULT_KINDS = ("timeout", "servfail", "nxdomain")
 FaultKey = tuple[str, str]  # (absolute lower-case name, TYPE or "*")
 CLASSIC_UDP_LIMIT = 512
 OUR_EDNS_PAYLOAD = 1232  # the DNS-flag-day value: avoids IP fragmentation
@@ -101,11 +103,11 @@ def load_zones(directory: str | os.PathLike[str]) -> dict[dns.name.Name, dns.zon
 
 
 def parse_fault(text: str) -> tuple[FaultKey, Fault]:
-    """Parse ``NAME/TYPE=timeout|servfail`` (TYPE may be ``*``) from the command line."""
+    """Parse ``NAME/TYPE=timeout|servfail|nxdomain`` (TYPE may be ``*``) from the command line."""
     target, sep, kind = text.rpartition("=")
     name, slash, rdtype = target.rpartition("/")
-    if not sep or not slash or kind not in ("timeout", "servfail"):
-        raise ValueError(f"bad fault {text!r}; expected NAME/TYPE=timeout|servfail")
+    if not sep or not slash or kind not in FAULT_KINDS:
+        raise ValueError(f"bad fault {text!r}; expected NAME/TYPE=" + "|".join(FAULT_KINDS))
     return _fault_key(name, rdtype), kind  # type: ignore[return-value]
 
 
@@ -116,7 +118,8 @@ def _fault_key(name: str, rdtype: str) -> FaultKey:
 class DnsServer:
     """Answers DNS queries from in-memory zones; transport-independent and unit-testable.
 
-    ``faults`` maps ``(name, TYPE)`` (TYPE may be ``"*"``) to ``"timeout"`` or ``"servfail"``.
+    ``faults`` maps ``(name, TYPE)`` (TYPE may be ``"*"``) to ``"timeout"``, ``"servfail"``
+    or ``"nxdomain"``.
     """
 
     def __init__(
@@ -184,6 +187,9 @@ class DnsServer:
             return None
         if fault == "servfail":
             response.set_rcode(dns.rcode.SERVFAIL)
+            return response
+        if fault == "nxdomain":
+            response.set_rcode(dns.rcode.NXDOMAIN)
             return response
         if question.rdclass != dns.rdataclass.IN:
             response.set_rcode(dns.rcode.REFUSED)
@@ -354,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=5353)
     parser.add_argument("--fault", action="append", default=[], metavar="NAME/TYPE=KIND",
-                        help="inject a fault: KIND is timeout or servfail; TYPE may be *")
+                        help="inject a fault: KIND is timeout, servfail or nxdomain; TYPE may be *")
     parser.add_argument("--closed-world", action="store_true",
                         help="answer NXDOMAIN, not REFUSED, for names outside the zones")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",

@@ -5,6 +5,8 @@
   project's own server, its RCODEs, SOA-bearing negative answers and its TCP listener).
 * Injected timeouts and SERVFAIL give ``temperror`` for SPF, DKIM and DMARC — never ``fail``
   or ``permerror`` — both on targeted lookups and on a random share of every auth case's lookups.
+* Injected NXDOMAIN is an answer, not a transient fault: never ``temperror``, and every result
+  equals the one for the same zone without the denied records.
 """
 
 from __future__ import annotations
@@ -256,6 +258,68 @@ async def test_random_faults_only_ever_add_temperror(
         if "dmarc" in expect:
             allowed = [*_acceptable(expect["dmarc"]["result"]), "temperror"]
             assert got.dmarc.result in allowed, chosen
+
+
+def _without(zone: Zone, denied: list[tuple[str, str]]) -> Zone:
+    """``zone`` minus the records an NXDOMAIN fault denies (what an authoritative no means)."""
+    gone = set(denied)
+    return {
+        name: [r for r in records if (name.lower().rstrip("."), str(r["type"]).upper()) not in gone]
+        for name, records in zone.items()
+    }
+
+
+def _summary(result: Any) -> tuple[Any, ...]:
+    return (
+        result.spf.result,
+        tuple(r.result for r in result.dkim),
+        result.dmarc.result,
+        result.dmarc.policy,
+    )
+
+
+@pytest.mark.parametrize("case", [c for c in CASES.CASES if "envelope" in c], ids=lambda c: c["id"])
+async def test_random_nxdomain_is_an_answer_not_a_temperror(
+    case: dict[str, Any], real_dns: Any
+) -> None:
+    """A third of a case's lookups answered NXDOMAIN give exactly the results of a zone without
+    those records (RFC 7208 §4.6.4 counts both as void; DKIM/DMARC see "no record") — and no
+    ``temperror`` that the clean zone would not give."""
+    env, raw = case["envelope"], CASES.raw_message(case)
+
+    async def run(resolver: Any) -> Any:
+        return await authenticate(
+            raw=raw,
+            client_ip=env["client_ip"],
+            helo=env["helo"],
+            mail_from=env["mail_from"],
+            resolver=resolver,
+            now=case.get("now"),
+            public_suffixes=CASES.SUFFIXES,
+            dmarc_mode="rfc7489",
+        )
+
+    faulted = {
+        (n.lower().rstrip("."), str(r["type"]).upper())
+        for n, records in case["dns"].items()
+        for r in records
+        if "fault" in r
+    }  # the case's own transient faults stay as they are
+    probe = StaticResolver(case["dns"])
+    await run(probe)
+    asked = sorted(
+        {(n.lower().rstrip("."), t) for n, t in probe.queries if _owner(n)} - faulted
+    )
+    if not asked:
+        pytest.skip("every lookup of this case is already a transient fault")
+    rng = random.Random(f"{case['id']}-nxdomain")
+    for _ in range(2):
+        chosen = [q for q in asked if rng.random() < 1 / 3] or asked[:1]
+        denied = await run(await real_dns(case["dns"], dict.fromkeys(chosen, "nxdomain")))
+        absent = await run(await real_dns(_without(case["dns"], chosen)))
+        assert _summary(denied) == _summary(absent), chosen
+        if not faulted:
+            assert "temperror" not in _summary(denied), chosen
 
 
 # --------------------------------------------------------------------------- SPF cache, real TTLs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from streams.embedded.dns_server import (
     DnsServer,
     default_zones_dir,
     load_zones,
+    parse_fault,
     start_dns_server,
 )
 
@@ -51,7 +53,11 @@ def zones_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(zones_dir: Path) -> Iterator[tuple[str, int]]:
-    faults = {("slow.mail.test", "TXT"): "timeout", ("broken.mail.test", "*"): "servfail"}
+    faults = {
+        ("slow.mail.test", "TXT"): "timeout",
+        ("broken.mail.test", "*"): "servfail",
+        ("mx.mail.test", "A"): "nxdomain",
+    }
     with start_dns_server(zones_dir, faults=faults) as address:  # type: ignore[arg-type]
         yield address
 
@@ -167,6 +173,18 @@ def test_fault_timeout_drops_the_query(server: tuple[str, int]) -> None:
 def test_fault_servfail_any_type(server: tuple[str, int]) -> None:
     assert udp(server, "broken.mail.test", "TXT").rcode() == dns.rcode.SERVFAIL
     assert tcp(server, "broken.mail.test", "A").rcode() == dns.rcode.SERVFAIL
+
+
+def test_fault_nxdomain_denies_an_existing_name(server: tuple[str, int]) -> None:
+    assert udp(server, "mx.mail.test", "A").rcode() == dns.rcode.NXDOMAIN
+    assert tcp(server, "mx.mail.test", "A").rcode() == dns.rcode.NXDOMAIN
+    assert udp(server, "mx.mail.test", "TXT").rcode() == dns.rcode.NOERROR  # only A
+
+
+def test_fault_parsing_names_every_kind() -> None:
+    assert parse_fault("mx.mail.test/A=nxdomain") == (("mx.mail.test.", "A"), "nxdomain")
+    with pytest.raises(ValueError, match=re.escape("timeout|servfail|nxdomain")):
+        parse_fault("mx.mail.test/A=refused")
 
 
 def test_garbage_gets_formerr_in_process(zones_dir: Path) -> None:
